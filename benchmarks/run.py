@@ -1,0 +1,164 @@
+#!/usr/bin/env python
+"""Train + evaluate methods on the shapes data under one backbone and schedule.
+
+    python benchmarks/run.py                              # CPU preset, every method
+    python benchmarks/run.py --methods condinst,mask_rcnn
+    python benchmarks/run.py --gpu                        # the GPU preset (lent GPU machine)
+
+Each method trains in a fresh process; the rows (see ``ROW_KEYS``) are merged
+into ``benchmarks/results/<date>.json`` and ``.md`` (a rerun of a method
+replaces its row of that day and preset). This is not a test: it measures.
+"""
+import argparse
+import datetime
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+
+# method -> shipped config, the view it trains on, and its fully-supervised twin
+METHODS = {
+    "condinst": {"config": "CondInst/R18_shapes.yaml", "train_set": "shapes_full", "full_twin": "condinst"},
+    "mask_rcnn": {"config": "MaskRCNN/R18_shapes.yaml", "train_set": "shapes_full", "full_twin": "mask_rcnn"},
+}
+
+# Overrides on top of the shipped R18_shapes configs (which already hold the CPU schedule).
+PRESETS = {
+    "cpu": [],
+    "gpu": ["MODEL.DEVICE", "cuda", "SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "3000",
+            "SOLVER.STEPS", "(2100, 2700)", "SOLVER.WARMUP_ITERS", "300", "DATALOADER.NUM_WORKERS", "4",
+            "SOLVER.CHECKPOINT_PERIOD", "1000"],
+}
+
+ROW_KEYS = ["method", "config", "train_set", "eval_set", "preset", "iters", "device", "segm_AP", "bbox_AP",
+            "ratio_to_full", "s_per_iter", "peak_rss_mb", "train_eval_minutes", "commit"]
+
+
+def _device_name(preset: str) -> str:
+    if preset == "gpu":
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cuda (unavailable)"
+    return f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+
+
+def _commit() -> str:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _train_and_eval(config_file: str, opts: list, queue) -> None:
+    """Runs in a fresh spawned process: train, evaluate, report peak memory."""
+    import wsis_d2  # noqa: F401
+    from wsis_d2.engine import default_argument_parser, run
+
+    args = default_argument_parser().parse_args(["--config-file", config_file] + opts)
+    results = run(args)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    queue.put({"results": {k: dict(v) for k, v in results.items()}, "peak_rss_mb": peak_mb})
+
+
+def _seconds_per_iter(metrics_file: Path) -> float:
+    """Median iteration time logged by detectron2, skipping the first 20 iterations (warm-up)."""
+    times = []
+    for line in metrics_file.read_text().splitlines():
+        entry = json.loads(line)
+        if "time" in entry and entry.get("iteration", 0) >= 20:
+            times.append(entry["time"])
+    return statistics.median(times) if times else float("nan")
+
+
+def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> dict:
+    from wsis_d2 import model_zoo
+
+    spec = METHODS[method]
+    cfg = model_zoo.get_config(spec["config"])
+    out_dir = out_root / method
+    opts = PRESETS[preset] + ["OUTPUT_DIR", str(out_dir)] + extra_opts
+    for key, value in zip(opts[::2], opts[1::2]):
+        cfg.merge_from_list([key, value])
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    start = time.time()
+    proc = ctx.Process(target=_train_and_eval, args=(model_zoo.get_config_file(spec["config"]), opts, queue))
+    proc.start()
+    report = queue.get()
+    proc.join()
+    minutes = (time.time() - start) / 60.0
+    if proc.exitcode != 0:
+        raise RuntimeError(f"{method} failed (exit code {proc.exitcode}); see {out_dir}/log.txt")
+    eval_set = cfg.DATASETS.TEST[0]
+    res = report["results"]
+    return {
+        "method": method, "config": f"configs/{spec['config']}", "train_set": cfg.DATASETS.TRAIN[0],
+        "eval_set": eval_set, "preset": preset, "iters": cfg.SOLVER.MAX_ITER, "device": _device_name(preset),
+        "segm_AP": round(res.get("segm", {}).get("AP", float("nan")), 2),
+        "bbox_AP": round(res.get("bbox", {}).get("AP", float("nan")), 2),
+        "ratio_to_full": None,
+        "s_per_iter": round(_seconds_per_iter(out_dir / "metrics.json"), 3),
+        "peak_rss_mb": round(report["peak_rss_mb"], 1), "train_eval_minutes": round(minutes, 2),
+        "commit": _commit(),
+    }
+
+
+def fill_ratios(rows: list) -> None:
+    """ratio_to_full = segm AP / segm AP of the method's full twin in the same preset (same file)."""
+    by_key = {(r["method"], r["preset"]): r for r in rows}
+    for r in rows:
+        twin = by_key.get((METHODS.get(r["method"], {}).get("full_twin"), r["preset"]))
+        if twin and twin["segm_AP"] and twin["segm_AP"] > 0:
+            r["ratio_to_full"] = round(r["segm_AP"] / twin["segm_AP"], 3)
+
+
+def write_results(rows: list, date: str) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    json_path = RESULTS_DIR / f"{date}.json"
+    old = json.loads(json_path.read_text()) if json_path.exists() else []
+    new_keys = {(r["method"], r["preset"]) for r in rows}
+    merged = [r for r in old if (r["method"], r["preset"]) not in new_keys] + rows
+    fill_ratios(merged)
+    json_path.write_text(json.dumps(merged, indent=1) + "\n")
+    lines = [f"# wsis-d2 benchmark, {date}", "",
+             "| " + " | ".join(ROW_KEYS) + " |", "|" + "---|" * len(ROW_KEYS)]
+    lines += ["| " + " | ".join(str(r.get(k)) for k in ROW_KEYS) + " |" for r in merged]
+    (RESULTS_DIR / f"{date}.md").write_text("\n".join(lines) + "\n")
+    return json_path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {list(METHODS)}")
+    parser.add_argument("--gpu", action="store_true", help="use the GPU preset")
+    parser.add_argument("--output", default=str(ROOT / "output" / "benchmarks"), help="training output root")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="extra config overrides KEY VALUE ...")
+    args = parser.parse_args(argv)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown methods {unknown}; known: {list(METHODS)}")
+    preset = "gpu" if args.gpu else "cpu"
+    date = datetime.date.today().isoformat()
+    out_root = Path(args.output) / f"{date}-{preset}"
+    for method in methods:
+        print(f"[benchmark] {method} ({preset} preset) ...", flush=True)
+        row = run_method(method, preset, out_root, args.opts)
+        path = write_results([row], date)
+        print(f"[benchmark] {method}: segm AP {row['segm_AP']}, bbox AP {row['bbox_AP']}, "
+              f"{row['s_per_iter']} s/iter, {row['train_eval_minutes']} min -> {path}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()

@@ -1,0 +1,88 @@
+"""Every config key wsis-d2 adds to detectron2's, with its default.
+
+Defaults follow the papers and the reference configs (see METHODS.md); the
+shapes configs in ``configs/`` override what a tiny CPU run needs.
+"""
+from detectron2.config import CfgNode as CN
+
+
+def add_wsis_config(cfg: CN) -> CN:
+    """Add wsis-d2's keys to a detectron2 config in place (idempotent) and return it."""
+    if hasattr(cfg, "WSIS"):
+        return cfg
+    _C = cfg
+
+    # ---------------------------------------------------------------- WSIS
+    _C.WSIS = CN()
+    # Where the generated "shapes" data lives; "" = $DETECTRON2_DATASETS/shapes
+    # (detectron2's convention, default ./datasets/shapes).
+    _C.WSIS.SHAPES_ROOT = ""
+    # Number of val images drawn with predictions after each evaluation
+    # (written to OUTPUT_DIR/visualizations); 0 disables the pictures.
+    _C.WSIS.VIS_NUM_IMAGES = 4
+    # Score threshold for the drawn predictions.
+    _C.WSIS.VIS_SCORE_THRESH = 0.3
+
+    # ---------------------------------------------------------------- backbone
+    # FCOS needs P3-P7: P6/P7 are stride-2 convs on P5 (FCOS paper, Sec. 3.1).
+    _C.MODEL.FPN.TOP_LEVELS = 2
+
+    # ---------------------------------------------------------------- FCOS
+    _C.MODEL.FCOS = CN()
+    _C.MODEL.FCOS.NUM_CLASSES = 80
+    _C.MODEL.FCOS.IN_FEATURES = ["p3", "p4", "p5", "p6", "p7"]
+    _C.MODEL.FCOS.FPN_STRIDES = [8, 16, 32, 64, 128]
+    # Bias init of the classification logits: sigmoid(bias) = PRIOR_PROB.
+    _C.MODEL.FCOS.PRIOR_PROB = 0.01
+    # Candidates need a score above this before NMS.
+    _C.MODEL.FCOS.INFERENCE_TH = 0.05
+    _C.MODEL.FCOS.NMS_TH = 0.6
+    _C.MODEL.FCOS.PRE_NMS_TOPK = 1000
+    _C.MODEL.FCOS.POST_NMS_TOPK = 100
+    # Threshold cls x ctrness (True, as CondInst) instead of cls alone.
+    _C.MODEL.FCOS.THRESH_WITH_CTR = True
+    _C.MODEL.FCOS.LOSS_ALPHA = 0.25
+    _C.MODEL.FCOS.LOSS_GAMMA = 2.0
+    # Boundaries between the FPN levels' object-size ranges (max regression
+    # distance, in input pixels); one fewer than IN_FEATURES.
+    _C.MODEL.FCOS.SIZES_OF_INTEREST = [64, 128, 256, 512]
+    # Only locations within POS_RADIUS strides of a box centre are positives.
+    _C.MODEL.FCOS.CENTER_SAMPLE = True
+    _C.MODEL.FCOS.POS_RADIUS = 1.5
+    _C.MODEL.FCOS.NUM_CLS_CONVS = 4
+    _C.MODEL.FCOS.NUM_BOX_CONVS = 4
+    _C.MODEL.FCOS.NORM = "GN"
+    # Learnable per-level scale on the box regression.
+    _C.MODEL.FCOS.USE_SCALE = True
+
+    # ---------------------------------------------------------------- CondInst
+    _C.MODEL.CONDINST = CN()
+    # Pad batched images to a multiple of this; P6/P7 come from stride-2 convs
+    # so P5's stride (32) is enough (detectron2's FPN would ask 128).
+    _C.MODEL.CONDINST.SIZE_DIVISIBILITY = 32
+    # Stride of the predicted mask logits (the paper used 2, AdelaiDet 4).
+    _C.MODEL.CONDINST.MASK_OUT_STRIDE = 4
+    # At most this many positive locations per batch get a mask loss
+    # (random subset); -1 = all.
+    _C.MODEL.CONDINST.MAX_PROPOSALS = 500
+    # If > 0: instead keep this many positives per image, split evenly across
+    # its GT boxes and ranked by cls x ctrness (BoxInst uses 64).
+    _C.MODEL.CONDINST.TOPK_PROPOSALS_PER_IM = -1
+    # Probability above which a pixel belongs to the predicted mask.
+    _C.MODEL.CONDINST.MASK_THRESHOLD = 0.5
+    _C.MODEL.CONDINST.MASK_HEAD = CN()
+    _C.MODEL.CONDINST.MASK_HEAD.CHANNELS = 8
+    _C.MODEL.CONDINST.MASK_HEAD.NUM_LAYERS = 3
+    # Drop the two relative-coordinate input channels of the dynamic head.
+    _C.MODEL.CONDINST.MASK_HEAD.DISABLE_REL_COORDS = False
+    _C.MODEL.CONDINST.MASK_BRANCH = CN()
+    _C.MODEL.CONDINST.MASK_BRANCH.IN_FEATURES = ["p3", "p4", "p5"]
+    _C.MODEL.CONDINST.MASK_BRANCH.CHANNELS = 128
+    _C.MODEL.CONDINST.MASK_BRANCH.NUM_CONVS = 4
+    _C.MODEL.CONDINST.MASK_BRANCH.NORM = "BN"
+    _C.MODEL.CONDINST.MASK_BRANCH.OUT_CHANNELS = 8
+    # The mask losses applied to the dynamic head's logits, by name in
+    # MASK_LOSS_REGISTRY (class names, like detectron2's registries); each
+    # reads only the labels it needs.
+    _C.MODEL.CONDINST.MASK_LOSSES = ["DiceMaskLoss"]
+    return cfg

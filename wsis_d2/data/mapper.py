@@ -1,0 +1,64 @@
+"""Dataset mapper that carries every kind of weak label through augmentation.
+
+It is detectron2's ``DatasetMapper`` (same augmentations, same image/box/mask
+handling) plus PointSup-style points: ``point_coords`` are transformed with the
+image (flip, resize) and stored per instance as
+
+- ``gt_point_coords``: float tensor (N, P, 2), (x, y) in the augmented image;
+- ``gt_point_labels``: float tensor (N, P), 1 = on the object, 0 = background,
+  -1 = ignored (a point that left the image, or padding for instances with
+  fewer than P points).
+
+Which fields an image yields is decided by its annotations alone: a box view
+yields no ``gt_masks``, a point view yields points and no ``gt_masks``.
+"""
+import numpy as np
+import torch
+from detectron2.data import DatasetMapper
+from detectron2.data import detection_utils as utils
+from detectron2.structures import Instances
+
+
+def points_to_tensors(annos, transforms, image_shape):
+    """Transform the annotations' points; return (coords (N, P, 2), labels (N, P)) or None."""
+    if not annos or "point_coords" not in annos[0]:
+        return None
+    num_points = max(len(a["point_coords"]) for a in annos)
+    coords = np.zeros((len(annos), num_points, 2), np.float32)
+    labels = np.full((len(annos), num_points), -1.0, np.float32)
+    h, w = image_shape
+    for i, ann in enumerate(annos):
+        if not ann["point_coords"]:
+            continue
+        pts = transforms.apply_coords(np.asarray(ann["point_coords"], np.float64).reshape(-1, 2))
+        lab = np.asarray(ann["point_labels"], np.float32)
+        outside = (pts[:, 0] < 0) | (pts[:, 1] < 0) | (pts[:, 0] > w) | (pts[:, 1] > h)
+        lab[outside] = -1.0
+        coords[i, : len(pts)] = pts
+        labels[i, : len(pts)] = lab
+    return torch.as_tensor(coords), torch.as_tensor(labels)
+
+
+class WSISDatasetMapper(DatasetMapper):
+    """``DatasetMapper`` that also maps PointSup points (see the module docstring).
+
+    Built from a config like its parent: ``WSISDatasetMapper(cfg, is_train)``.
+    Masks are read only when an image's annotations have them.
+    """
+
+    def _transform_annotations(self, dataset_dict, transforms, image_shape):
+        annos = [
+            utils.transform_instance_annotations(obj, transforms, image_shape)
+            for obj in dataset_dict.pop("annotations")
+            if obj.get("iscrowd", 0) == 0
+        ]
+        if not self.use_instance_mask:
+            for ann in annos:
+                ann.pop("segmentation", None)
+        instances: Instances = utils.annotations_to_instances(annos, image_shape, mask_format=self.instance_mask_format)
+        points = points_to_tensors(annos, transforms, image_shape)
+        if points is not None:
+            instances.gt_point_coords, instances.gt_point_labels = points
+        if self.recompute_boxes and instances.has("gt_masks"):
+            instances.gt_boxes = instances.gt_masks.get_bounding_boxes()
+        dataset_dict["instances"] = utils.filter_empty_instances(instances)

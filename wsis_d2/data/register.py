@@ -1,0 +1,90 @@
+"""Register COCO instance datasets (yours or the shapes views) with annotation checks.
+
+Loading reuses detectron2's ``load_coco_json``; on top of it, the JSON is
+checked once (:func:`check_coco_instances`) and the point fields
+(``point_coords``/``point_labels``) are kept on each annotation.
+"""
+import json
+import logging
+import os
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import load_coco_json
+
+from .checks import AnnotationError, check_coco_instances
+from .shapes import CATEGORIES, ensure_shapes
+
+logger = logging.getLogger(__name__)
+
+POINT_ANNOTATION_KEYS = ["point_coords", "point_labels"]
+SHAPES_VIEWS = ("full", "box", "point", "semi_5", "semi_10", "semi_20", "semi_50")
+
+
+def load_checked_coco_json(json_file: str, image_root: str, dataset_name: str = None):
+    """``load_coco_json`` after :func:`check_coco_instances`, keeping the point fields."""
+    if not os.path.isfile(json_file):
+        raise AnnotationError(f"{json_file}: annotation file not found (dataset {dataset_name!r})")
+    try:
+        with open(json_file) as f:
+            coco = json.load(f)
+    except json.JSONDecodeError as e:
+        raise AnnotationError(f"{json_file}: not valid JSON ({e})") from None
+    check_coco_instances(coco, json_file, image_root)
+    return load_coco_json(json_file, image_root, dataset_name, extra_annotation_keys=POINT_ANNOTATION_KEYS)
+
+
+def register_wsis_coco_instances(name: str, metadata: dict, json_file: str, image_root: str) -> None:
+    """Like detectron2's ``register_coco_instances``, with checks and point fields.
+
+    Args:
+        name: dataset name, e.g. ``"my_data_box"``.
+        metadata: extra metadata (may be empty).
+        json_file: COCO instance JSON; its supervision (masks, boxes, points)
+            decides what the data loader yields.
+        image_root: folder the images' ``file_name`` are relative to.
+    """
+    DatasetCatalog.register(name, lambda: load_checked_coco_json(json_file, image_root, name))
+    MetadataCatalog.get(name).set(json_file=json_file, image_root=image_root, evaluator_type="coco", **metadata)
+
+
+def shapes_root(cfg=None) -> str:
+    """Folder of the shapes data: ``cfg.WSIS.SHAPES_ROOT`` or ``$DETECTRON2_DATASETS/shapes``."""
+    if cfg is not None and cfg.WSIS.SHAPES_ROOT:
+        return cfg.WSIS.SHAPES_ROOT
+    return os.path.join(os.environ.get("DETECTRON2_DATASETS", "datasets"), "shapes")
+
+
+def _load_shapes_view(view: str, root: str, name: str):
+    files = ensure_shapes(root)
+    return load_checked_coco_json(files[view], root, name)
+
+
+def register_shapes(root: str = None, prefix: str = "shapes") -> None:
+    """Register ``<prefix>_{full,box,point,semi_<p>,val}`` for the shapes data in ``root``.
+
+    The data is generated on first use (when the dataset is first loaded), not
+    at registration, so importing wsis_d2 writes nothing.
+    """
+    root = root or shapes_root()
+    thing_classes = [c["name"] for c in CATEGORIES]
+    for view in SHAPES_VIEWS + ("val",):
+        name = f"{prefix}_{view}"
+        if name in DatasetCatalog.list():
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        DatasetCatalog.register(name, lambda view=view, name=name: _load_shapes_view(view, root, name))
+        json_name = "val.json" if view == "val" else f"train_{view}.json"
+        MetadataCatalog.get(name).set(
+            json_file=os.path.join(root, "annotations", json_name), image_root=root,
+            evaluator_type="coco", thing_classes=thing_classes, supervision=view,
+        )
+
+
+def prepare_datasets(cfg) -> None:
+    """Generate the shapes data if a config's datasets need it (call before evaluators read JSON)."""
+    root = shapes_root(cfg)
+    if root != shapes_root():
+        register_shapes(root)
+    names = list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
+    if any(n.startswith("shapes_") for n in names):
+        ensure_shapes(root)

@@ -1,0 +1,100 @@
+"""Supervision views of a COCO instance dataset.
+
+A view is a copy of the COCO dict that keeps only the labels a method is
+entitled to, written to its own JSON file:
+
+- ``full``: boxes + masks;
+- ``box``: boxes only (``area`` becomes the box area, so no mask statistic leaks);
+- ``point``: boxes + PointSup points (``point_coords``/``point_labels``), no masks;
+- ``semi_<p>``: p % of the images (seeded choice) keep boxes + masks; every other
+  image keeps boxes + one positive point per object (the mask pixel nearest to
+  the mask's centre of mass, as PointWSSIS' centre points) and no mask.
+"""
+import copy
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pycocotools.mask as mask_util
+
+MASK_KEYS = ("segmentation",)
+POINT_KEYS = ("point_coords", "point_labels")
+
+
+def _strip(ann: dict, keys) -> dict:
+    return {k: v for k, v in ann.items() if k not in keys}
+
+
+def _box_area(ann: dict) -> float:
+    return float(ann["bbox"][2] * ann["bbox"][3])
+
+
+def _with_info(coco: dict, annotations, view: str) -> dict:
+    out = {k: copy.deepcopy(v) for k, v in coco.items() if k != "annotations"}
+    out["info"] = dict(out.get("info", {}), supervision=view)
+    out["annotations"] = annotations
+    return out
+
+
+def full_view(coco: dict) -> dict:
+    return _with_info(coco, [_strip(a, POINT_KEYS) for a in coco["annotations"]], "full")
+
+
+def box_view(coco: dict) -> dict:
+    anns = [dict(_strip(a, MASK_KEYS + POINT_KEYS), area=_box_area(a)) for a in coco["annotations"]]
+    return _with_info(coco, anns, "box")
+
+
+def point_view(coco: dict) -> dict:
+    for a in coco["annotations"]:
+        if "point_coords" not in a or "point_labels" not in a:
+            raise ValueError(f"annotation id {a.get('id')} has no point_coords/point_labels: "
+                             "sample points first (they are drawn from the masks)")
+    anns = [dict(_strip(a, MASK_KEYS), area=_box_area(a)) for a in coco["annotations"]]
+    return _with_info(coco, anns, "point")
+
+
+def center_point(segmentation: dict) -> list:
+    """The mask pixel nearest to the mask's centre of mass, as [x, y] at the pixel centre.
+
+    The centre of mass itself can fall outside a non-convex mask (a ring's hole),
+    hence the nearest mask pixel.
+    """
+    mask = mask_util.decode(segmentation).astype(bool)
+    ys, xs = np.nonzero(mask)
+    cy, cx = ys.mean(), xs.mean()
+    k = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
+    return [float(xs[k]) + 0.5, float(ys[k]) + 0.5]
+
+
+def semi_view(coco: dict, percent: float, seed: int = 0) -> dict:
+    """``percent`` % of the images fully labelled; the rest boxes + one centre point per object."""
+    if not 0 < percent <= 100:
+        raise ValueError(f"percent must be in (0, 100], got {percent}")
+    image_ids = sorted(img["id"] for img in coco["images"])
+    num_full = max(1, int(round(len(image_ids) * percent / 100.0)))
+    rng = np.random.default_rng([seed, 7, int(round(percent * 1000))])
+    full_ids = set(rng.choice(image_ids, size=num_full, replace=False).tolist())
+    anns = []
+    for a in coco["annotations"]:
+        if a["image_id"] in full_ids:
+            anns.append(_strip(a, POINT_KEYS))
+        else:
+            if "segmentation" not in a:
+                raise ValueError(f"annotation id {a.get('id')} has no segmentation to take a centre point from")
+            point = center_point(a["segmentation"])
+            anns.append(dict(_strip(a, MASK_KEYS + POINT_KEYS), area=_box_area(a),
+                             point_coords=[point], point_labels=[1]))
+    out = _with_info(coco, anns, f"semi_{percent:g}")
+    out["info"]["fully_labelled_image_ids"] = sorted(full_ids)
+    return out
+
+
+def write_views(coco: dict, out_dir, semi_percents: Sequence[float] = (5, 10, 20, 50), seed: int = 0) -> None:
+    """Write ``train_{full,box,point,semi_<p>}.json`` of ``coco`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    views = {"full": full_view(coco), "box": box_view(coco), "point": point_view(coco)}
+    views.update({f"semi_{p:g}": semi_view(coco, p, seed) for p in semi_percents})
+    for name, data in views.items():
+        (out_dir / f"train_{name}.json").write_text(json.dumps(data))

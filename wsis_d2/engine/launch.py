@@ -1,0 +1,74 @@
+"""Multi-process launch that also works on CPU-only machines.
+
+detectron2 v0.6's ``launch`` asserts CUDA and hard-codes the NCCL backend. On
+a machine without CUDA this starts the worker processes itself with the gloo
+backend, sets up detectron2's local process group and makes the trainer's
+DistributedDataParallel wrap CPU modules (which take no ``device_ids``).
+With CUDA, or a single process, it is detectron2's own ``launch``.
+"""
+import logging
+import socket
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from detectron2.engine import launch as d2_launch
+from detectron2.utils import comm
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = timedelta(minutes=30)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _use_cpu_ddp_without_device_ids():
+    import detectron2.engine.defaults as d2_defaults
+
+    create = d2_defaults.create_ddp_model
+
+    def create_cpu_ddp_model(model, **kwargs):
+        kwargs.setdefault("device_ids", None)
+        return create(model, **kwargs)
+
+    d2_defaults.create_ddp_model = create_cpu_ddp_model
+
+
+def _set_local_process_group(num_per_machine: int, machine_rank: int, world_size: int) -> None:
+    if hasattr(comm, "create_local_process_group"):  # detectron2 after v0.6
+        comm.create_local_process_group(num_per_machine)
+        return
+    for i in range(world_size // num_per_machine):
+        group = dist.new_group(list(range(i * num_per_machine, (i + 1) * num_per_machine)))
+        if i == machine_rank:
+            comm._LOCAL_PROCESS_GROUP = group
+
+
+def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank, dist_url, args, timeout):
+    rank = machine_rank * num_per_machine + local_rank
+    dist.init_process_group(backend="gloo", init_method=dist_url, world_size=world_size, rank=rank, timeout=timeout)
+    _set_local_process_group(num_per_machine, machine_rank, world_size)
+    _use_cpu_ddp_without_device_ids()
+    comm.synchronize()
+    main_func(*args)
+
+
+def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
+           dist_url: str = None, args=(), timeout=DEFAULT_TIMEOUT):
+    """``detectron2.engine.launch`` with a gloo/CPU path (``num_gpus_per_machine`` = processes)."""
+    world_size = num_machines * num_gpus_per_machine
+    if world_size <= 1 or torch.cuda.is_available():
+        return d2_launch(main_func, num_gpus_per_machine, num_machines=num_machines, machine_rank=machine_rank,
+                         dist_url=dist_url, args=args, timeout=timeout)
+    if dist_url in (None, "auto"):
+        if num_machines > 1:
+            raise ValueError("--dist-url auto only works on one machine; give tcp://<host>:<port>")
+        dist_url = f"tcp://127.0.0.1:{_free_port()}"
+    logger.info(f"Launching {num_gpus_per_machine} CPU processes (gloo) at {dist_url}")
+    mp.start_processes(_cpu_worker, nprocs=num_gpus_per_machine, daemon=False, start_method="spawn",
+                       args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args, timeout))

@@ -1,0 +1,40 @@
+"""The train / evaluate entry used by ``projects/train_net.py`` and ``wsis-d2 train``."""
+import json
+import os
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.engine import default_argument_parser as d2_argument_parser
+from detectron2.utils import comm
+
+from .setup import setup
+from .trainer import Trainer
+
+
+def default_argument_parser(epilog: str = None):
+    """detectron2's parser (``--config-file``, ``--eval-only``, ``--resume``, ``--num-gpus`` ...).
+
+    On a machine without CUDA, ``--num-gpus N`` starts N CPU processes.
+    """
+    return d2_argument_parser(epilog)
+
+
+def run(args):
+    """Train (optionally resuming) or, with ``--eval-only``, evaluate ``MODEL.WEIGHTS``.
+
+    Evaluation writes ``OUTPUT_DIR/inference/metrics.json`` (the COCO metrics) and
+    prediction pictures in ``OUTPUT_DIR/visualizations``.
+    """
+    cfg = setup(args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        results = Trainer.test(cfg, model)
+        if comm.is_main_process():
+            out = os.path.join(cfg.OUTPUT_DIR, "inference", "metrics.json")
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            with open(out, "w") as f:
+                json.dump(results, f, indent=1)
+        return results
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()

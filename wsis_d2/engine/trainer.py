@@ -1,0 +1,43 @@
+"""detectron2's ``DefaultTrainer`` with wsis-d2's data mapper, evaluator and prediction pictures.
+
+Everything else (optimizer, LR schedule, checkpoints, ``--resume``, loss /
+time / ETA logging, TensorBoard, periodic evaluation) is DefaultTrainer's own.
+"""
+import logging
+import os
+
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.engine import DefaultTrainer
+from detectron2.utils import comm
+
+from ..data.mapper import WSISDatasetMapper
+from ..evaluation import build_coco_evaluator
+from .visualize import save_prediction_pictures
+
+logger = logging.getLogger(__name__)
+
+
+class Trainer(DefaultTrainer):
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return build_detection_train_loader(cfg, mapper=WSISDatasetMapper(cfg, is_train=True))
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        return build_detection_test_loader(cfg, dataset_name, mapper=WSISDatasetMapper(cfg, is_train=False))
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return build_coco_evaluator(cfg, dataset_name, output_folder)
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """Evaluate on ``DATASETS.TEST``, then draw a few predictions into OUTPUT_DIR/visualizations."""
+        results = super().test(cfg, model, evaluators)
+        if comm.is_main_process() and cfg.WSIS.VIS_NUM_IMAGES > 0:
+            for name in cfg.DATASETS.TEST:
+                paths = save_prediction_pictures(cfg, model, name, os.path.join(cfg.OUTPUT_DIR, "visualizations"))
+                if paths:
+                    logger.info(f"Saved {len(paths)} prediction pictures of {name}, e.g. {paths[0]}")
+        return results
