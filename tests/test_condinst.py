@@ -9,8 +9,7 @@ from wsis_d2.engine.trainer import Trainer
 from wsis_d2.modeling.condinst.condinst import select_top_positives_per_instance
 from wsis_d2.modeling.condinst.dynamic_mask_head import DynamicMaskHead, dynamic_head_param_count
 from wsis_d2.modeling.fcos.fcos import FCOSPositives
-from wsis_d2.modeling.losses.dice import dice_loss, gt_masks_at_stride
-from wsis_d2.modeling.losses.registry import MaskLossInputs
+from wsis_d2.modeling.losses import ImageFrameInputs, dice_loss
 
 from .conftest import small_config
 
@@ -48,9 +47,9 @@ def test_gt_masks_are_area_pooled_to_the_logit_stride():
     m = torch.zeros((1, 6, 8), dtype=torch.bool)
     m[0, :4, :2] = True
     inst = Instances((6, 8), gt_masks=BitMasks(m))
-    inputs = MaskLossInputs(gt_instances=[Instances((6, 8), gt_masks=BitMasks(torch.zeros((0, 6, 8)))), inst],
-                            im_inds=torch.tensor([1]), gt_inds=torch.tensor([0]), mask_stride=4, padded_size=(8, 8))
-    out = gt_masks_at_stride(inputs)
+    inputs = ImageFrameInputs([Instances((6, 8), gt_masks=BitMasks(torch.zeros((0, 6, 8)))), inst],
+                              im_inds=torch.tensor([1]), gt_inds=torch.tensor([0]), stride=4, padded_size=(8, 8))
+    out = inputs.gt_masks()
     assert out.shape == (1, 1, 2, 2)
     assert out[0, 0].tolist() == [[0.5, 0.0], [0.0, 0.0]]
 
@@ -127,5 +126,5 @@ def test_dice_loss_refuses_a_box_only_view(tiny_shapes):
     cfg = small_config(train="tiny_box")
     model = Trainer.build_model(cfg)
     batch = next(iter(Trainer.build_train_loader(cfg)))
-    with EventStorage(0), pytest.raises(ValueError, match="DiceMaskLoss needs GT masks"):
+    with EventStorage(0), pytest.raises(ValueError, match="needs GT masks, but the data view has none"):
         model(batch)

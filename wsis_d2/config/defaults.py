@@ -85,4 +85,36 @@ def add_wsis_config(cfg: CN) -> CN:
     # MASK_LOSS_REGISTRY (class names, like detectron2's registries); each
     # reads only the labels it needs.
     _C.MODEL.CONDINST.MASK_LOSSES = ["DiceMaskLoss"]
+
+    # ---------------------------------------------------------------- BoxInst
+    # Box-supervised losses (Tian et al., CVPR 2021); also read by every model
+    # that uses ProjectionLoss / PairwiseColorLoss.
+    _C.MODEL.BOXINST = CN()
+    # Weight of ProjectionLoss (1 in BoxInst; BoxLevelSet uses 3).
+    _C.MODEL.BOXINST.PROJECTION_WEIGHT = 1.0
+    # Bottom rows of each original image left out of the colour graph (the
+    # reference drops 10; scaled with the resize).
+    _C.MODEL.BOXINST.BOTTOM_PIXELS_REMOVED = 10
+    _C.MODEL.BOXINST.PAIRWISE = CN()
+    # Neighbours: a SIZE x SIZE pattern with DILATION (8 edges per pixel).
+    _C.MODEL.BOXINST.PAIRWISE.SIZE = 3
+    _C.MODEL.BOXINST.PAIRWISE.DILATION = 2
+    # Edges count only where the LAB colour similarity is at least this.
+    _C.MODEL.BOXINST.PAIRWISE.COLOR_THRESH = 0.3
+    # The pairwise weight ramps up linearly over this many iterations.
+    _C.MODEL.BOXINST.PAIRWISE.WARMUP_ITERS = 10000
+    _C.MODEL.BOXINST.PAIRWISE.WEIGHT = 1.0
+
+    # ---------------------------------------------------------------- BoxLevelSet
+    # LevelSetLoss (Li et al., ECCV 2022): Chan-Vese energy inside the box.
+    _C.MODEL.BOXLEVELSET = CN()
+    # Weight of the energy on the normalised image.
+    _C.MODEL.BOXLEVELSET.IMAGE_WEIGHT = 0.05
+    # Weight of the energy on the (guided-filtered) mask-branch features; 0 disables.
+    _C.MODEL.BOXLEVELSET.DEEP_WEIGHT = 5.0
+    # Weight of the contour length (total variation) term.
+    _C.MODEL.BOXLEVELSET.LENGTH_WEIGHT = 1e-5
+    # Guided filter (stands in for the reference's CUDA tree filter).
+    _C.MODEL.BOXLEVELSET.FILTER_RADIUS = 2
+    _C.MODEL.BOXLEVELSET.FILTER_EPS = 1e-2
     return cfg

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..fcos.fcos import FCOS, FCOSPositives
-from ..losses import MaskLossInputs, build_mask_losses
+from ..losses import ImageFrameInputs, build_mask_losses
 from .dynamic_mask_head import DynamicMaskHead
 from .mask_branch import MaskBranch
 
@@ -42,10 +42,15 @@ def select_top_positives_per_instance(positives: FCOSPositives, gt_instances: Li
 
 @META_ARCH_REGISTRY.register()
 class CondInst(nn.Module):
+    # Annotations the configured mask losses may read (None: any). Weakly-supervised
+    # subclasses narrow it, so a mask-reading loss in their config fails at build time.
+    ALLOWED_LABELS = None
+
     @configurable
     def __init__(self, *, backbone: nn.Module, fcos: FCOS, mask_branch: MaskBranch, mask_head: DynamicMaskHead,
                  mask_losses: nn.ModuleList, pixel_mean, pixel_std, size_divisibility: int,
-                 mask_out_stride: int, max_proposals: int, topk_proposals_per_im: int, mask_threshold: float):
+                 mask_out_stride: int, max_proposals: int, topk_proposals_per_im: int, mask_threshold: float,
+                 input_format: str = "BGR", bottom_pixels_removed: int = 0):
         super().__init__()
         self.backbone = backbone
         self.fcos = fcos
@@ -60,6 +65,8 @@ class CondInst(nn.Module):
         self.max_proposals = max_proposals
         self.topk_proposals_per_im = topk_proposals_per_im
         self.mask_threshold = mask_threshold
+        self.input_format = input_format
+        self.bottom_pixels_removed = bottom_pixels_removed
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
@@ -76,7 +83,7 @@ class CondInst(nn.Module):
             "fcos": FCOS(cfg, shapes, extra_out_channels=mask_head.num_params),
             "mask_branch": mask_branch,
             "mask_head": mask_head,
-            "mask_losses": build_mask_losses(cfg, c.MASK_LOSSES),
+            "mask_losses": build_mask_losses(cfg, c.MASK_LOSSES, cls.ALLOWED_LABELS),
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "size_divisibility": c.SIZE_DIVISIBILITY,
@@ -84,6 +91,8 @@ class CondInst(nn.Module):
             "max_proposals": c.MAX_PROPOSALS,
             "topk_proposals_per_im": c.TOPK_PROPOSALS_PER_IM,
             "mask_threshold": c.MASK_THRESHOLD,
+            "input_format": cfg.INPUT.FORMAT,
+            "bottom_pixels_removed": cfg.MODEL.BOXINST.BOTTOM_PIXELS_REMOVED,
         }
 
     @property
@@ -136,9 +145,13 @@ class CondInst(nn.Module):
             positives = self.select_positives(positives, gt_instances)
             logits = self.mask_logits(mask_feats, positives.im_inds, positives.locations, positives.levels,
                                       positives.top_feats)
-            inputs = MaskLossInputs(gt_instances=gt_instances, im_inds=positives.im_inds, gt_inds=positives.gt_inds,
-                                    mask_stride=self.mask_out_stride, padded_size=tuple(images.tensor.shape[-2:]),
-                                    images=images.tensor, iteration=get_event_storage().iter)
+            inputs = ImageFrameInputs(
+                gt_instances, positives.im_inds, positives.gt_inds, self.mask_out_stride, images=images.tensor,
+                raw_images=images.tensor * self.pixel_std + self.pixel_mean, image_format=self.input_format,
+                image_sizes=images.image_sizes,
+                original_heights=[x.get("height", x["image"].shape[-2]) for x in batched_inputs],
+                bottom_pixels_removed=self.bottom_pixels_removed, iteration=get_event_storage().iter,
+                mask_feats=mask_feats, mask_feat_stride=self.mask_branch.out_stride)
             for loss in self.mask_losses:
                 losses.update(loss(logits, inputs))
             return losses

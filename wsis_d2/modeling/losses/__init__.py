@@ -1,4 +1,9 @@
-from .dice import dice_loss
-from .registry import MASK_LOSS_REGISTRY, MaskLossInputs, build_mask_losses
+"""Mask losses (one file each) in ``MASK_LOSS_REGISTRY``, and what they read (``inputs``)."""
+from .dice import DiceMaskLoss, dice_loss
+from .inputs import ImageFrameInputs, MaskLossInputs
+from .pairwise_color import PairwiseColorLoss, pairwise_color_loss
+from .projection import ProjectionLoss, projection_loss
+from .registry import MASK_LOSS_REGISTRY, build_mask_losses
 
-__all__ = ["MASK_LOSS_REGISTRY", "MaskLossInputs", "build_mask_losses", "dice_loss"]
+__all__ = ["MASK_LOSS_REGISTRY", "DiceMaskLoss", "ImageFrameInputs", "MaskLossInputs", "PairwiseColorLoss",
+           "ProjectionLoss", "build_mask_losses", "dice_loss", "pairwise_color_loss", "projection_loss"]

@@ -1,0 +1,67 @@
+"""BoxInst / BoxLevelSet models: train from the box view only, refuse mask losses, CondInst inference."""
+import copy
+
+import pytest
+import torch
+from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import EventStorage
+
+from wsis_d2.engine.trainer import Trainer
+from wsis_d2.modeling.condinst import CondInst
+
+from .conftest import small_config
+
+BOX_CONFIGS = {
+    "BoxInst/R18_shapes.yaml": {"loss_prj", "loss_pairwise"},
+    "BoxLevelSet/R18_shapes.yaml": {"loss_prj", "loss_levelset"},
+}
+
+
+@pytest.mark.parametrize("config", list(BOX_CONFIGS))
+def test_trains_from_boxes_only(tiny_shapes, config):
+    cfg = small_config(config, train="tiny_box")
+    torch.manual_seed(0)
+    model = Trainer.build_model(cfg)
+    assert isinstance(model, CondInst)  # CondInst's detector, heads and inference
+    batch = next(iter(Trainer.build_train_loader(cfg)))
+    assert all(not d["instances"].has("gt_masks") for d in batch)
+    with EventStorage(50):  # past half of the shapes warm-up: the pairwise term is on
+        losses = model(batch)
+    assert BOX_CONFIGS[config] <= set(losses) and "loss_mask" not in losses
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert all(losses[k] > 0 for k in BOX_CONFIGS[config])
+    sum(losses.values()).backward()
+    grads = [p.grad for p in model.mask_branch.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads) and sum(g.abs().sum() for g in grads) > 0
+
+
+@pytest.mark.parametrize("config", list(BOX_CONFIGS))
+def test_no_annotations_and_tiny_boxes(tiny_shapes, config):
+    cfg = small_config(config, train="tiny_box")
+    model = Trainer.build_model(cfg)
+    batch = copy.deepcopy(next(iter(Trainer.build_train_loader(cfg))))
+    h, w = batch[0]["image"].shape[-2:]
+    batch[0]["instances"] = Instances((h, w), gt_boxes=Boxes(torch.zeros((0, 4))),
+                                      gt_classes=torch.zeros(0, dtype=torch.long))
+    tiny = batch[1]["instances"]
+    tiny.gt_boxes.tensor[:] = torch.tensor([20.0, 30.0, 22.0, 31.0])  # 2 x 1 px boxes
+    with EventStorage(200):
+        losses = model(batch)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_box_models_refuse_a_mask_reading_loss(tiny_shapes):
+    cfg = small_config("BoxInst/R18_shapes.yaml", train="tiny_box")
+    cfg.MODEL.CONDINST.MASK_LOSSES = ["ProjectionLoss", "DiceMaskLoss"]
+    with pytest.raises(ValueError, match="DiceMaskLoss reads \\['masks'\\]"):
+        Trainer.build_model(cfg)
+
+
+def test_pairwise_warmup_is_linear():
+    from wsis_d2.model_zoo import get_config
+    from wsis_d2.modeling.losses import PairwiseColorLoss
+
+    loss = PairwiseColorLoss(get_config("BoxInst/R18_shapes.yaml"))
+    assert [loss.warmup_factor(i) for i in (0, 50, 100, 500)] == [0.0, 0.5, 1.0, 1.0]

@@ -1,0 +1,3 @@
+from .boxinst import BoxInst
+
+__all__ = ["BoxInst"]

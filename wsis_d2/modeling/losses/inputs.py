@@ -1,0 +1,154 @@
+"""What a mask loss may read about the instances whose logits it gets, in the logits' frame.
+
+A mask loss gets (n, 1, h, w) logits and a :class:`MaskLossInputs`. The inputs
+say where the logits live: :class:`ImageFrameInputs` for full-image logits
+(CondInst: cell j covers input pixels [s*j, s*(j+1))), and the RoI frame of
+``wsis_d2.modeling.roi_heads`` for Mask R-CNN's per-RoI logits. Losses only
+call the methods below, so one loss serves every mask head.
+"""
+from typing import Dict, List, Tuple
+
+import torch
+import torch.nn.functional as F
+from detectron2.structures import Instances
+
+from .box_targets import box_masks
+from .pairwise import color_similarity, rgb_to_lab, valid_edges
+
+
+class MaskLossInputs:
+    """Interface: n instances, logits of stride ``stride`` in this frame's pixel units."""
+
+    stride: int = 1
+    iteration: int = 0
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def boxes(self) -> torch.Tensor:
+        """(n, 4) XYXY GT box of each instance, in this frame's pixels."""
+        raise NotImplementedError
+
+    def gt_masks(self) -> torch.Tensor:
+        """(n, 1, h, w) GT masks at the logits' resolution, soft (area shares)."""
+        raise NotImplementedError(f"{type(self).__name__} holds no GT masks")
+
+    def color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Each instance's colour graph: similarity (n, K, h, w) and edge validity (n, K, h, w)."""
+        raise NotImplementedError
+
+    def normalized_images(self) -> torch.Tensor:
+        """(n, 3, h, w) each instance's normalised input image at the logits' resolution."""
+        raise NotImplementedError
+
+    def features(self) -> torch.Tensor:
+        """(n, C, h, w) each instance's image's deep features at the logits' resolution."""
+        raise NotImplementedError(f"{type(self).__name__} holds no deep features")
+
+    def box_masks(self, h: int, w: int) -> torch.Tensor:
+        """(n, h, w) share of each logit cell inside the instance's GT box."""
+        return box_masks(self.boxes(), h, w, self.stride)
+
+
+class ImageFrameInputs(MaskLossInputs):
+    """Full-image logits at ``stride`` on the padded batch (CondInst and its weak variants).
+
+    Args:
+        gt_instances: the batch's GT ``Instances`` (boxes always; masks/points
+            only when the data view has them), in the padded input frame.
+        im_inds, gt_inds: (n,) image of each instance and its index there.
+        stride: stride of the logits relative to the padded input.
+        images: (N, 3, H, W) the normalised padded batch.
+        raw_images: (N, 3, H, W) the same before normalisation (0-255, ``image_format`` order).
+        image_sizes: [(h, w)] of each image before padding.
+        original_heights: each image's height on disk (before resizing).
+        bottom_pixels_removed: original rows at the bottom left out of colour graphs.
+        iteration: current training iteration (warm-ups).
+        mask_feats: (N, C, H/t, W/t) the mask branch's features at stride ``mask_feat_stride`` t.
+    """
+
+    def __init__(self, gt_instances: List[Instances], im_inds: torch.Tensor, gt_inds: torch.Tensor, stride: int,
+                 images: torch.Tensor = None, raw_images: torch.Tensor = None, image_format: str = "BGR",
+                 image_sizes: List[tuple] = (), original_heights: List[int] = (), bottom_pixels_removed: int = 0,
+                 iteration: int = 0, padded_size: tuple = None, mask_feats: torch.Tensor = None,
+                 mask_feat_stride: int = None):
+        self.gt_instances = gt_instances
+        self.im_inds = im_inds
+        self.gt_inds = gt_inds
+        self.stride = stride
+        self._images = images
+        self.raw_images = raw_images
+        self.image_format = image_format
+        self.image_sizes = list(image_sizes)
+        self.original_heights = list(original_heights)
+        self.bottom_pixels_removed = bottom_pixels_removed
+        self.iteration = iteration
+        self.padded_size = padded_size or (tuple(images.shape[-2:]) if images is not None else None)
+        self.mask_feats = mask_feats
+        self.mask_feat_stride = mask_feat_stride
+        self._graphs: Dict[tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __len__(self):
+        return int(self.im_inds.numel())
+
+    def _per_instance(self, per_image: List[torch.Tensor]) -> torch.Tensor:
+        offsets = torch.tensor([0] + [len(x) for x in per_image], device=self.im_inds.device).cumsum(0)
+        return torch.cat(per_image)[offsets[self.im_inds] + self.gt_inds]
+
+    def boxes(self) -> torch.Tensor:
+        if len(self) == 0:
+            return torch.zeros((0, 4), device=self.im_inds.device)
+        return self._per_instance([inst.gt_boxes.tensor for inst in self.gt_instances])
+
+    def gt_masks(self) -> torch.Tensor:
+        """Masks padded to the batch and area-averaged over s x s blocks (the block centre is
+        exactly where the logit sits)."""
+        h, w = self.padded_size
+        s = self.stride
+        per_image = []
+        for inst in self.gt_instances:
+            if not inst.has("gt_masks"):
+                raise ValueError("this mask loss needs GT masks, but the data view has none "
+                                 "(use a box/point loss, or a dataset view with masks)")
+            masks = inst.gt_masks.tensor.float()
+            masks = F.pad(masks, (0, w - masks.shape[-1], 0, h - masks.shape[-2]))
+            per_image.append(F.avg_pool2d(masks[:, None], kernel_size=s, stride=s))
+        return self._per_instance(per_image)
+
+    def image_color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Per image (computed once, shared by its instances): similarity and validity (N, K, H/s, W/s).
+
+        The image is average-pooled to the stride and converted to LAB on its
+        device; padding and the bottom ``bottom_pixels_removed`` original rows
+        (rescaled) are not part of the graph.
+        """
+        key = (size, dilation)
+        if key not in self._graphs:
+            s = self.stride
+            raw = self.raw_images
+            rgb = (raw.flip(1) if self.image_format == "BGR" else raw) / 255.0
+            lab = rgb_to_lab(F.avg_pool2d(rgb.clamp(0, 1), kernel_size=s, stride=s))
+            n, _, h, w = lab.shape
+            valid = torch.zeros((n, 1, h, w), dtype=torch.bool, device=lab.device)
+            for i, ((img_h, img_w), orig_h) in enumerate(zip(self.image_sizes, self.original_heights)):
+                removed = int(round(self.bottom_pixels_removed * img_h / float(orig_h)))
+                valid[i, 0, : max(img_h - removed, 0) // s, : img_w // s] = True
+            self._graphs[key] = (color_similarity(lab, size, dilation), valid_edges(valid, size, dilation))
+        return self._graphs[key]
+
+    def color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        similarity, valid = self.image_color_graph(size, dilation)
+        return similarity[self.im_inds], valid[self.im_inds]
+
+    def normalized_images(self) -> torch.Tensor:
+        s = self.stride
+        return F.avg_pool2d(self._images, kernel_size=s, stride=s)[self.im_inds]
+
+    def features(self) -> torch.Tensor:
+        if self.mask_feats is None:
+            return super().features()
+        feats = self.mask_feats
+        if self.mask_feat_stride != self.stride:
+            feats = F.interpolate(feats, scale_factor=self.mask_feat_stride / self.stride, mode="bilinear",
+                                  align_corners=False)
+        return feats[self.im_inds]

@@ -1,0 +1,61 @@
+"""BoxInst's colour-pairwise loss (Tian, Shen, Wang, Chen, "BoxInst", CVPR 2021, Sec. 3.2).
+
+Neighbouring pixels of similar colour probably share a label. For every edge
+whose centre pixel lies in the GT box and whose LAB colour similarity is at
+least tau, the loss is -log P(same label) = -log(m_i m_j + (1 - m_i)(1 - m_j)),
+averaged over those edges of all instances and ramped up linearly over the
+first ``WARMUP_ITERS`` iterations. The colour graph comes from the inputs'
+frame (computed once per image for full-image logits).
+"""
+from typing import Dict
+
+import torch
+from torch import nn
+
+from .inputs import MaskLossInputs
+from .pairwise import log_same_label_probability
+from .registry import MASK_LOSS_REGISTRY
+
+
+def pairwise_color_loss(logits: torch.Tensor, similarity: torch.Tensor, edge_valid: torch.Tensor,
+                        in_box: torch.Tensor, color_thresh: float, size: int = 3, dilation: int = 2) -> torch.Tensor:
+    """
+    Args:
+        logits: (n, 1, H, W) mask logits of n instances.
+        similarity, edge_valid: (n, K, H, W) each instance's colour graph.
+        in_box: (n, 1, H, W) bool, centre pixel inside the instance's box.
+
+    Returns:
+        scalar: mean -log P(same label) over the counted edges (0 if none).
+    """
+    weights = ((similarity >= color_thresh) & edge_valid & in_box).float()
+    log_same = log_same_label_probability(logits, size, dilation)
+    return -(log_same * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+@MASK_LOSS_REGISTRY.register()
+class PairwiseColorLoss(nn.Module):
+    """Box-supervised: similar-coloured neighbours inside the box share a label."""
+
+    LABELS = ("boxes",)
+
+    def __init__(self, cfg):
+        super().__init__()
+        p = cfg.MODEL.BOXINST.PAIRWISE
+        self.size = p.SIZE
+        self.dilation = p.DILATION
+        self.color_thresh = p.COLOR_THRESH
+        self.warmup_iters = p.WARMUP_ITERS
+        self.weight = p.WEIGHT
+
+    def warmup_factor(self, iteration: int) -> float:
+        return min(iteration / float(self.warmup_iters), 1.0) if self.warmup_iters > 0 else 1.0
+
+    def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
+        if mask_logits.shape[0] == 0:
+            return {"loss_pairwise": mask_logits.sum() * 0}
+        similarity, edge_valid = inputs.color_graph(self.size, self.dilation)
+        in_box = inputs.box_masks(*mask_logits.shape[-2:])[:, None] >= 0.5
+        loss = pairwise_color_loss(mask_logits, similarity, edge_valid, in_box, self.color_thresh,
+                                   self.size, self.dilation)
+        return {"loss_pairwise": self.weight * self.warmup_factor(inputs.iteration) * loss}
