@@ -15,6 +15,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import queue as queue_module
 import resource
 import statistics
 import subprocess
@@ -27,8 +28,11 @@ RESULTS_DIR = ROOT / "benchmarks" / "results"
 
 # method -> shipped config, the view it trains on, and its fully-supervised twin
 METHODS = {
-    "condinst": {"config": "CondInst/R18_shapes.yaml", "train_set": "shapes_full", "full_twin": "condinst"},
-    "mask_rcnn": {"config": "MaskRCNN/R18_shapes.yaml", "train_set": "shapes_full", "full_twin": "mask_rcnn"},
+    "condinst": {"config": "CondInst/R18_shapes.yaml", "full_twin": "condinst"},
+    "mask_rcnn": {"config": "MaskRCNN/R18_shapes.yaml", "full_twin": "mask_rcnn"},
+    "boxinst": {"config": "BoxInst/R18_shapes.yaml", "full_twin": "condinst"},
+    "boxlevelset": {"config": "BoxLevelSet/R18_shapes.yaml", "full_twin": "condinst"},
+    "boxinst_mask_rcnn": {"config": "BoxInst/MaskRCNN_R18_shapes.yaml", "full_twin": "mask_rcnn"},
 }
 
 # Overrides on top of the shipped R18_shapes configs (which already hold the CPU schedule).
@@ -59,24 +63,25 @@ def _commit() -> str:
 
 
 def _train_and_eval(config_file: str, opts: list, queue) -> None:
-    """Runs in a fresh spawned process: train, evaluate, report peak memory."""
+    """Runs in a fresh spawned process: train + final evaluation, then report peak memory."""
     import wsis_d2  # noqa: F401
     from wsis_d2.engine import default_argument_parser, run
 
     args = default_argument_parser().parse_args(["--config-file", config_file] + opts)
-    results = run(args)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    queue.put({"results": {k: dict(v) for k, v in results.items()}, "peak_rss_mb": peak_mb})
+    run(args)
+    queue.put({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0})
 
 
-def _seconds_per_iter(metrics_file: Path) -> float:
-    """Median iteration time logged by detectron2, skipping the first 20 iterations (warm-up)."""
-    times = []
+def _read_metrics(metrics_file: Path):
+    """(median s/iter after the first 20 iterations, final evaluation scalars) from detectron2's metrics.json."""
+    times, evaluation = [], {}
     for line in metrics_file.read_text().splitlines():
         entry = json.loads(line)
         if "time" in entry and entry.get("iteration", 0) >= 20:
             times.append(entry["time"])
-    return statistics.median(times) if times else float("nan")
+        if "segm/AP" in entry or "bbox/AP" in entry:
+            evaluation = entry
+    return (statistics.median(times) if times else float("nan")), evaluation
 
 
 def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> dict:
@@ -94,20 +99,24 @@ def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> di
     start = time.time()
     proc = ctx.Process(target=_train_and_eval, args=(model_zoo.get_config_file(spec["config"]), opts, queue))
     proc.start()
-    report = queue.get()
+    report = None
+    while report is None and (proc.is_alive() or not queue.empty()):
+        try:
+            report = queue.get(timeout=5)
+        except queue_module.Empty:
+            pass
     proc.join()
     minutes = (time.time() - start) / 60.0
-    if proc.exitcode != 0:
+    if proc.exitcode != 0 or report is None:
         raise RuntimeError(f"{method} failed (exit code {proc.exitcode}); see {out_dir}/log.txt")
-    eval_set = cfg.DATASETS.TEST[0]
-    res = report["results"]
+    s_per_iter, evaluation = _read_metrics(out_dir / "metrics.json")
     return {
         "method": method, "config": f"configs/{spec['config']}", "train_set": cfg.DATASETS.TRAIN[0],
-        "eval_set": eval_set, "preset": preset, "iters": cfg.SOLVER.MAX_ITER, "device": _device_name(preset),
-        "segm_AP": round(res.get("segm", {}).get("AP", float("nan")), 2),
-        "bbox_AP": round(res.get("bbox", {}).get("AP", float("nan")), 2),
+        "eval_set": cfg.DATASETS.TEST[0], "preset": preset, "iters": cfg.SOLVER.MAX_ITER, "device": _device_name(preset),
+        "segm_AP": round(evaluation.get("segm/AP", float("nan")), 2),
+        "bbox_AP": round(evaluation.get("bbox/AP", float("nan")), 2),
         "ratio_to_full": None,
-        "s_per_iter": round(_seconds_per_iter(out_dir / "metrics.json"), 3),
+        "s_per_iter": round(s_per_iter, 3),
         "peak_rss_mb": round(report["peak_rss_mb"], 1), "train_eval_minutes": round(minutes, 2),
         "commit": _commit(),
     }

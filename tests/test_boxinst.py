@@ -65,3 +65,37 @@ def test_pairwise_warmup_is_linear():
 
     loss = PairwiseColorLoss(get_config("BoxInst/R18_shapes.yaml"))
     assert [loss.warmup_factor(i) for i in (0, 50, 100, 500)] == [0.0, 0.5, 1.0, 1.0]
+
+
+def test_box_supervised_mask_rcnn(tiny_shapes):
+    """detectron2's Mask R-CNN with the same registered losses, computed in each RoI's frame."""
+    from detectron2.modeling.meta_arch import GeneralizedRCNN
+
+    cfg = small_config("BoxInst/MaskRCNN_R18_shapes.yaml", train="tiny_box")
+    torch.manual_seed(0)
+    model = Trainer.build_model(cfg)
+    assert type(model) is GeneralizedRCNN
+    batch = next(iter(Trainer.build_train_loader(cfg)))
+    assert all(not d["instances"].has("gt_masks") for d in batch)
+    with EventStorage(100):
+        losses = model(batch)
+    assert {"loss_prj", "loss_pairwise"} <= set(losses) and "loss_mask" not in losses
+    assert all(torch.isfinite(v) for v in losses.values()) and losses["loss_prj"] > 0
+    sum(losses.values()).backward()
+    head = model.roi_heads.mask_head
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in head.parameters())
+    model.eval()
+    with torch.no_grad():
+        out = model([{"image": batch[0]["image"], "height": 40, "width": 60}])
+    assert out[0]["instances"].pred_masks.shape[1:] == (40, 60)
+
+
+def test_roi_frame_maps_the_gt_box_into_the_grid():
+    from wsis_d2.modeling.roi_heads import RoIFrameInputs
+
+    inputs = RoIFrameInputs(proposal_boxes=torch.tensor([[10.0, 20.0, 38.0, 34.0]]),
+                            gt_boxes=torch.tensor([[17.0, 20.0, 52.0, 27.0]]), roi_lab=torch.zeros((1, 3, 28, 28)))
+    # x: (17 - 10) * 28 / 28 = 7 .. clipped to 28; y: (20 - 20) * 2 = 0 .. (27 - 20) * 2 = 14
+    assert inputs.boxes().tolist() == [[7.0, 0.0, 28.0, 14.0]]
+    sim, valid = inputs.color_graph(3, 2)
+    assert sim.shape == valid.shape == (1, 8, 28, 28) and torch.allclose(sim, torch.ones_like(sim))

@@ -105,6 +105,10 @@ def add_wsis_config(cfg: CN) -> CN:
     _C.MODEL.BOXINST.PAIRWISE.WARMUP_ITERS = 10000
     _C.MODEL.BOXINST.PAIRWISE.WEIGHT = 1.0
 
+    # Losses of BoxSupervisedMaskRCNNHead (detectron2's Mask R-CNN trained from
+    # boxes), computed in each RoI's frame; they may read boxes only.
+    _C.MODEL.ROI_MASK_HEAD.MASK_LOSSES = ["ProjectionLoss", "PairwiseColorLoss"]
+
     # ---------------------------------------------------------------- BoxLevelSet
     # LevelSetLoss (Li et al., ECCV 2022): Chan-Vese energy inside the box.
     _C.MODEL.BOXLEVELSET = CN()

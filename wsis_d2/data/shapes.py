@@ -7,8 +7,9 @@ comparisons meaningful the data is not trivial:
   and one with a hole (ring);
 - objects and backgrounds carry textures (stripes, checkers, low-frequency
   noise, dots), not flat colours;
-- about a third of the objects are "camouflaged": their mean colour is close to
-  the background around them, so colour-affinity priors cannot solve them alone;
+- a fifth of the objects are "camouflaged": their mean colour is close to the
+  background around them (only their texture differs), so colour-affinity
+  priors cannot solve them alone;
 - objects occlude each other (each keeps at least half of its area visible),
   edges are anti-aliased and the whole image carries sensor noise.
 
@@ -36,7 +37,7 @@ from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 CATEGORIES = [
     {"id": 1, "name": "disc", "supercategory": "shape"},
@@ -48,7 +49,7 @@ CATEGORIES = [
 ]
 
 # A share of objects whose mean colour is close to the local background.
-CAMOUFLAGE_PROB = 0.3
+CAMOUFLAGE_PROB = 0.2
 # An object is only placed if every object keeps this share of its area visible.
 MIN_VISIBLE_FRACTION = 0.5
 MIN_OBJECT_PIXELS = 40
@@ -156,7 +157,7 @@ def _background(shape_hw, rng: np.random.Generator) -> np.ndarray:
 
 def _object_color(background_mean: np.ndarray, camouflage: bool, rng: np.random.Generator) -> np.ndarray:
     if camouflage:
-        return np.clip(background_mean + rng.normal(0, 12, size=3), 10, 245)
+        return np.clip(background_mean + rng.normal(0, 20, size=3), 10, 245)
     for _ in range(20):
         color = rng.uniform(20, 235, size=3)
         if np.linalg.norm(color - background_mean) > 70:
@@ -173,7 +174,7 @@ def render_image(rng: np.random.Generator, height: int, width: int, max_objects:
     num_objects = int(rng.integers(2, max_objects + 1))
     for _ in range(num_objects):
         cat = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
-        radius = rng.uniform(11, 0.24 * min(height, width))
+        radius = rng.uniform(13, 0.24 * min(height, width))
         for _attempt in range(15):
             center = (rng.uniform(radius * 0.6, width - radius * 0.6), rng.uniform(radius * 0.6, height - radius * 0.6))
             mask = draw_shape(cat["name"], shape_hw, center, radius, rng)
@@ -301,6 +302,12 @@ def ensure_shapes(root, **generator_kwargs) -> Dict[str, str]:
     """Generate the shapes dataset in ``root`` unless it is already there."""
     root = Path(root)
     if (root / "params.json").exists():
+        version = json.loads((root / "params.json").read_text()).get("version")
+        if version != GENERATOR_VERSION:
+            raise FileExistsError(
+                f"{root} holds shapes data of generator version {version}, this wsis-d2 writes version "
+                f"{GENERATOR_VERSION}; delete {root} to regenerate it (it is not overwritten automatically)."
+            )
         return shapes_json_files(root, generator_kwargs.get("semi_percents", (5, 10, 20, 50)))
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(

@@ -1,0 +1,154 @@
+"""Box-supervised Mask R-CNN: BoxInst's losses computed in each RoI's frame.
+
+None of the reference repositories ships this; it shows that the registered
+weak mask losses serve any mask head. detectron2's Mask R-CNN predicts M x M
+mask logits per RoI; here they are trained from the matched GT box alone:
+
+- ``ProjectionLoss``: the GT box is mapped into the RoI's M x M grid and the
+  logits' projections must match its projections;
+- ``PairwiseColorLoss``: the image's LAB colours are sampled with ROIAlign on
+  the same M x M grid, and the colour graph is built there.
+
+``BoxSupervisedROIHeads`` attaches each sampled proposal's LAB colours
+(``roi_lab``) before the mask head runs; ``BoxSupervisedMaskRCNNHead`` is
+``MaskRCNNConvUpsampleHead`` with those losses instead of the mask BCE.
+Inference is detectron2's, unchanged.
+"""
+from typing import Dict, List, Tuple
+
+import torch
+from detectron2.config import configurable
+from detectron2.layers import ShapeSpec, cat
+from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, ROI_MASK_HEAD_REGISTRY, StandardROIHeads
+from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead, mask_rcnn_inference
+from detectron2.structures import ImageList, Instances
+from detectron2.utils.events import get_event_storage
+from torchvision.ops import roi_align
+
+from ..losses import MaskLossInputs, build_mask_losses
+from ..losses.pairwise import color_similarity, rgb_to_lab, valid_edges
+
+
+class RoIFrameInputs(MaskLossInputs):
+    """Per-RoI logits on an M x M grid (stride 1 in grid cells).
+
+    Args:
+        proposal_boxes, gt_boxes: (n, 4) XYXY in image pixels.
+        roi_lab: (n, 3, M, M) LAB colours sampled on each RoI's grid.
+    """
+
+    def __init__(self, proposal_boxes: torch.Tensor, gt_boxes: torch.Tensor, roi_lab: torch.Tensor,
+                 iteration: int = 0):
+        self.proposal_boxes = proposal_boxes
+        self.gt_boxes = gt_boxes
+        self.roi_lab = roi_lab
+        self.resolution = roi_lab.shape[-1]
+        self.stride = 1
+        self.iteration = iteration
+
+    def __len__(self):
+        return len(self.gt_boxes)
+
+    def boxes(self) -> torch.Tensor:
+        m = self.resolution
+        x0, y0, x1, y1 = self.proposal_boxes.unbind(dim=1)
+        scale = torch.stack([m / (x1 - x0).clamp(min=1e-3), m / (y1 - y0).clamp(min=1e-3)] * 2, dim=1)
+        origin = torch.stack([x0, y0, x0, y0], dim=1)
+        return ((self.gt_boxes - origin) * scale).clamp(min=0, max=m)
+
+    def color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        n, _, m, _ = self.roi_lab.shape
+        valid = torch.ones((n, 1, m, m), dtype=torch.bool, device=self.roi_lab.device)
+        return color_similarity(self.roi_lab, size, dilation), valid_edges(valid, size, dilation)
+
+
+@ROI_HEADS_REGISTRY.register()
+class BoxSupervisedROIHeads(StandardROIHeads):
+    """``StandardROIHeads`` that, in training, gives each sampled proposal its RoI's LAB colours."""
+
+    @configurable
+    def __init__(self, *, pixel_mean: List[float], pixel_std: List[float], input_format: str,
+                 mask_resolution: int, **kwargs):
+        super().__init__(**kwargs)
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, -1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(1, -1, 1, 1), False)
+        self.input_format = input_format
+        self.mask_resolution = mask_resolution
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
+        ret = super().from_config(cfg, input_shape)
+        ret.update(pixel_mean=cfg.MODEL.PIXEL_MEAN, pixel_std=cfg.MODEL.PIXEL_STD, input_format=cfg.INPUT.FORMAT,
+                   mask_resolution=2 * cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION)
+        return ret
+
+    def _attach_roi_colors(self, images: ImageList, proposals: List[Instances]) -> None:
+        raw = images.tensor * self.pixel_std + self.pixel_mean
+        rgb = (raw.flip(1) if self.input_format == "BGR" else raw) / 255.0
+        lab = rgb_to_lab(rgb.clamp(0, 1))
+        rois = roi_align(lab, [p.proposal_boxes.tensor for p in proposals], output_size=self.mask_resolution,
+                         spatial_scale=1.0, sampling_ratio=2, aligned=True)
+        for p, colors in zip(proposals, rois.split([len(p) for p in proposals])):
+            p.roi_lab = colors
+
+    def forward(self, images: ImageList, features: Dict[str, torch.Tensor], proposals: List[Instances],
+                targets: List[Instances] = None):
+        if not self.training:
+            return super().forward(images, features, proposals)
+        if not targets:
+            raise ValueError("BoxSupervisedROIHeads needs targets (GT instances) in training")
+        proposals = self.label_and_sample_proposals(proposals, targets)
+        self._attach_roi_colors(images, proposals)
+        losses = self._forward_box(features, proposals)
+        losses.update(self._forward_mask(features, proposals))
+        losses.update(self._forward_keypoint(features, proposals))
+        return proposals, losses
+
+
+@ROI_MASK_HEAD_REGISTRY.register()
+class BoxSupervisedMaskRCNNHead(MaskRCNNConvUpsampleHead):
+    """Mask R-CNN's conv-upsample mask head trained by ``MODEL.ROI_MASK_HEAD.MASK_LOSSES`` (boxes only).
+
+    Needs ``BoxSupervisedROIHeads`` (for ``roi_lab``) when a colour loss is configured.
+    """
+
+    @configurable
+    def __init__(self, input_shape: ShapeSpec, *, mask_losses, **kwargs):
+        super().__init__(input_shape, **kwargs)
+        # a plain list: the parent is an nn.Sequential whose children are its layers
+        self.mask_losses = list(mask_losses)
+
+    @classmethod
+    def from_config(cls, cfg, input_shape):
+        ret = super().from_config(cfg, input_shape)
+        ret["mask_losses"] = build_mask_losses(cfg, cfg.MODEL.ROI_MASK_HEAD.MASK_LOSSES, allowed_labels=("boxes",))
+        return ret
+
+    def forward(self, x, instances: List[Instances]):
+        """
+        Args:
+            x: (R, C, Hr, Wr) pooled features of R foreground proposals (training) or detections.
+
+        Returns:
+            training: dict of the configured losses; inference: ``instances`` with ``pred_masks``.
+        """
+        x = self.layers(x)
+        if not self.training:
+            mask_rcnn_inference(x, instances)
+            return instances
+        if x.shape[0] == 0:
+            return {"loss_prj": x.sum() * 0}
+        if not all(inst.has("roi_lab") for inst in instances):
+            raise ValueError("BoxSupervisedMaskRCNNHead needs MODEL.ROI_HEADS.NAME BoxSupervisedROIHeads")
+        if x.shape[1] == 1:
+            logits = x
+        else:
+            classes = cat([inst.gt_classes for inst in instances])
+            logits = x[torch.arange(x.shape[0], device=x.device), classes][:, None]
+        inputs = RoIFrameInputs(cat([inst.proposal_boxes.tensor for inst in instances]),
+                                cat([inst.gt_boxes.tensor for inst in instances]),
+                                cat([inst.roi_lab for inst in instances]), iteration=get_event_storage().iter)
+        losses = {}
+        for loss in self.mask_losses:
+            losses.update({k: v * self.loss_weight for k, v in loss(logits, inputs).items()})
+        return losses
