@@ -17,6 +17,7 @@ import os
 import platform
 import queue as queue_module
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,7 @@ PRESETS = {
             "SOLVER.CHECKPOINT_PERIOD", "1000"],
 }
 
+# peak_rss_mb: peak resident memory of the training process (not its data-loader workers).
 ROW_KEYS = ["method", "config", "train_set", "eval_set", "preset", "iters", "device", "segm_AP", "bbox_AP",
             "ratio_to_full", "s_per_iter", "peak_rss_mb", "train_eval_minutes", "commit"]
 
@@ -90,6 +92,9 @@ def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> di
     spec = METHODS[method]
     cfg = model_zoo.get_config(spec["config"])
     out_dir = out_root / method
+    if out_dir.exists():
+        # detectron2 appends to metrics.json: a rerun must not mix with the last one
+        shutil.rmtree(out_dir)
     opts = PRESETS[preset] + ["OUTPUT_DIR", str(out_dir)] + extra_opts
     for key, value in zip(opts[::2], opts[1::2]):
         cfg.merge_from_list([key, value])

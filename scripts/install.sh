@@ -29,7 +29,13 @@ CURRENT_STEP=""
 trap 'echo "install.sh: FAILED at step \"$CURRENT_STEP\" (see the messages above)." >&2' ERR
 
 step() { CURRENT_STEP="$1"; echo "==> [$(( $(date +%s) - START ))s] $1"; }
-pip_install() { "$PY" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; return "${PIPESTATUS[0]}"; }
+# pip, without the local index's "is ignored" noise; fails when pip fails
+pip_install() {
+  local rc
+  "$PY" -m pip install --disable-pip-version-check -q "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  rc=${PIPESTATUS[0]}
+  return "$rc"
+}
 
 step "create the virtual environment $VENV"
 if [[ ! -x "$VENV/bin/python" ]]; then
@@ -74,7 +80,7 @@ else
   else
     step "build detectron2 v0.6 from the $D2_SDIST sdist (no C++ extension)"
     WORK="$(mktemp -d)"
-    "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-build-isolation "$D2_SDIST" -d "$WORK" 2>&1 | grep -v "is ignored" || true
+    "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-build-isolation "$D2_SDIST" -d "$WORK" 2>&1 | { grep -v "is ignored" || true; }
     SDIST=$(ls "$WORK"/pb1*detectron2*.tar.gz 2>/dev/null | head -1)
     [[ -n "$SDIST" ]] || { echo "could not download $D2_SDIST from the package index" >&2; false; }
     tar xzf "$SDIST" -C "$WORK"

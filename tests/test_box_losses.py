@@ -95,15 +95,16 @@ def test_pairwise_loss_values_hand_case_4x4():
     p[..., :2] = 0.9
     logits = torch.logit(p).requires_grad_()
     whole = torch.ones((1, 1, 4, 4), dtype=torch.bool)
-    loss = pairwise_color_loss(logits, sim, valid, whole, 0.3, 3, 1)
+    edges = (sim >= 0.3) & valid
+    loss = pairwise_color_loss(logits, edges, whole, 3, 1)
     expected = (32 * -math.log(0.9 * 0.9 + 0.1 * 0.1) + 32 * -math.log(0.2 * 0.2 + 0.8 * 0.8)) / 64
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     left_box = torch.zeros_like(whole)
     left_box[..., :2] = True  # only edges centred in the left half count
-    assert pairwise_color_loss(logits, sim, valid, left_box, 0.3, 3, 1).item() == pytest.approx(-math.log(0.82))
+    assert pairwise_color_loss(logits, edges, left_box, 3, 1).item() == pytest.approx(-math.log(0.82))
     loss.backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
-    none = pairwise_color_loss(logits, sim, valid, torch.zeros_like(whole), 0.3, 3, 1)
+    none = pairwise_color_loss(logits, edges, torch.zeros_like(whole), 3, 1)
     assert none.item() == 0.0  # a box too small to hold an edge gives no pairwise signal
 
 

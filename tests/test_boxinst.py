@@ -99,3 +99,17 @@ def test_roi_frame_maps_the_gt_box_into_the_grid():
     assert inputs.boxes().tolist() == [[7.0, 0.0, 28.0, 14.0]]
     sim, valid = inputs.color_graph(3, 2)
     assert sim.shape == valid.shape == (1, 8, 28, 28) and torch.allclose(sim, torch.ones_like(sim))
+
+
+def test_box_supervised_roi_head_edge_cases(tiny_shapes):
+    cfg = small_config("BoxInst/MaskRCNN_R18_shapes.yaml", train="tiny_box")
+    head = Trainer.build_model(cfg).roi_heads.mask_head
+    empty = Instances((64, 64), proposal_boxes=Boxes(torch.zeros((0, 4))), gt_boxes=Boxes(torch.zeros((0, 4))),
+                      gt_classes=torch.zeros(0, dtype=torch.long), roi_lab=torch.zeros((0, 3, 28, 28)))
+    head.train()
+    with EventStorage(0):
+        losses = head(torch.zeros((0, 64, 14, 14)), [empty])
+    assert set(losses) == {"loss_prj", "loss_pairwise"} and all(v.item() == 0 for v in losses.values())
+    cfg.MODEL.ROI_MASK_HEAD.MASK_LOSSES = ["ProjectionLoss", "LevelSetLoss"]
+    with pytest.raises(ValueError, match="LevelSetLoss needs full-image logits"):
+        Trainer.build_model(cfg)

@@ -91,9 +91,9 @@ def test_image_without_instances_in_the_batch(model_and_batch):
     _, model, batch = model_and_batch
     batch = copy.deepcopy(batch)
     h, w = batch[0]["image"].shape[-2:]
+    # as detectron2's loader yields an image without annotations: no gt_masks field at all
     batch[0]["instances"] = Instances((h, w), gt_boxes=Boxes(torch.zeros((0, 4))),
-                                      gt_classes=torch.zeros(0, dtype=torch.long),
-                                      gt_masks=BitMasks(torch.zeros((0, h, w), dtype=torch.bool)))
+                                      gt_classes=torch.zeros(0, dtype=torch.long))
     model.train()
     with EventStorage(0):
         losses = model(batch)

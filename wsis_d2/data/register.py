@@ -10,6 +10,7 @@ import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
+from detectron2.utils import comm
 
 from .checks import AnnotationError, check_coco_instances
 from .shapes import CATEGORIES, ensure_shapes
@@ -81,10 +82,15 @@ def register_shapes(root: str = None, prefix: str = "shapes") -> None:
 
 
 def prepare_datasets(cfg) -> None:
-    """Generate the shapes data if a config's datasets need it (call before evaluators read JSON)."""
+    """Generate the shapes data if a config's datasets need it (call before evaluators read JSON).
+
+    In a multi-process run the main process writes it while the others wait.
+    """
     root = shapes_root(cfg)
     if root != shapes_root():
         register_shapes(root)
     names = list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
     if any(n.startswith("shapes_") for n in names):
-        ensure_shapes(root)
+        if comm.is_main_process():
+            ensure_shapes(root)
+        comm.synchronize()

@@ -10,7 +10,8 @@ comparisons meaningful the data is not trivial:
 - a fifth of the objects are "camouflaged": their mean colour is close to the
   background around them (only their texture differs), so colour-affinity
   priors cannot solve them alone;
-- objects occlude each other (each keeps at least half of its area visible),
+- objects occlude each other (an object is only placed where every earlier one
+  keeps at least half of its then-visible area),
   edges are anti-aliased and the whole image carries sensor noise.
 
 Every annotation holds ``bbox`` (tight box of the visible mask), ``segmentation``
@@ -50,7 +51,7 @@ CATEGORIES = [
 
 # A share of objects whose mean colour is close to the local background.
 CAMOUFLAGE_PROB = 0.2
-# An object is only placed if every object keeps this share of its area visible.
+# An object is only placed if every earlier object keeps this share of its visible area.
 MIN_VISIBLE_FRACTION = 0.5
 MIN_OBJECT_PIXELS = 40
 
@@ -315,5 +316,8 @@ def ensure_shapes(root, **generator_kwargs) -> Dict[str, str]:
             "It is not overwritten: delete it or set WSIS.SHAPES_ROOT to another folder."
         )
     if root.exists():
-        root.rmdir()
+        try:
+            root.rmdir()
+        except FileNotFoundError:
+            pass
     return generate_shapes(root, **generator_kwargs)

@@ -7,6 +7,7 @@ DistributedDataParallel wrap CPU modules (which take no ``device_ids``).
 With CUDA, or a single process, it is detectron2's own ``launch``.
 """
 import logging
+import os
 import socket
 from datetime import timedelta
 
@@ -50,12 +51,17 @@ def _set_local_process_group(num_per_machine: int, machine_rank: int, world_size
 
 
 def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank, dist_url, args, timeout):
+    # share the cores instead of every process using all of them
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_per_machine))
     rank = machine_rank * num_per_machine + local_rank
     dist.init_process_group(backend="gloo", init_method=dist_url, world_size=world_size, rank=rank, timeout=timeout)
-    _set_local_process_group(num_per_machine, machine_rank, world_size)
-    _use_cpu_ddp_without_device_ids()
-    comm.synchronize()
-    main_func(*args)
+    try:
+        _set_local_process_group(num_per_machine, machine_rank, world_size)
+        _use_cpu_ddp_without_device_ids()
+        comm.synchronize()
+        main_func(*args)
+    finally:
+        dist.destroy_process_group()
 
 
 def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,

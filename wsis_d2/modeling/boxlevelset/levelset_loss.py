@@ -7,12 +7,17 @@ Inside the GT box B, with u the input (image or deep features, C channels):
     E(u) = sum_B [ |u - c1|^2 m + |u - c2|^2 (1 - m) ] / C / |B|
     L = w_img E(image) + w_deep E(features) + w_len sum_B |grad m|
 
-The image term uses the normalised image at the logits' resolution (weight
-0.05), the deep term the mask-branch features smoothed by a guided filter on
-the image (weight 5.0; the reference uses a CUDA tree filter); the features are
-detached so the energy moves the contour, not the features. Sums run over the
-box only (the reference multiplies by the box mask, which also counts the
-zeroed outside as background).
+The image term uses the image standardised with ImageNet's mean/std at the
+logits' resolution (weight 0.05, the reference's normalisation, independent of
+the detector's PIXEL_STD). Sums run over the box only, as in the reference
+(which multiplies m and 1 - m by the box mask).
+
+Deviation in the deep term (weight 5.0): the reference builds its input from
+the mask itself, tree-filtered (a CUDA op) under the image's and under a learnt
+5-channel feature's minimum spanning trees, with gradients through the mask.
+Here u is the mask-branch features, L2-normalised per pixel, smoothed by a
+guided filter guided by the image, and detached, so the energy moves the
+contour towards regions of homogeneous deep features and not the features.
 """
 from typing import Dict
 
@@ -56,6 +61,7 @@ class LevelSetLoss(nn.Module):
     """Box-supervised: Chan-Vese energy of the mask inside its box on image and deep features."""
 
     LABELS = ("boxes",)
+    NEEDS_FULL_IMAGE = True
 
     def __init__(self, cfg):
         super().__init__()

@@ -24,15 +24,16 @@ from .mask_branch import MaskBranch
 
 def select_top_positives_per_instance(positives: FCOSPositives, gt_instances: List[Instances],
                                       topk_per_image: int) -> FCOSPositives:
-    """BoxInst's sampling: per image, keep ``topk_per_image // #GT`` best-scored positives of each GT."""
+    """BoxInst's sampling: per image, keep the ``topk_per_image // G`` best-scored positives of each of
+    the G GT instances that have positives (scores: best class probability x centerness)."""
     keep = []
-    for im, inst in enumerate(gt_instances):
-        num_gt = len(inst)
-        if num_gt == 0:
-            continue
-        k = max(topk_per_image // num_gt, 1)
+    for im in range(len(gt_instances)):
         in_image = torch.nonzero(positives.im_inds == im).squeeze(1)
-        for g in positives.gt_inds[in_image].unique():
+        gts = positives.gt_inds[in_image].unique()
+        if gts.numel() == 0:
+            continue
+        k = max(topk_per_image // gts.numel(), 1)
+        for g in gts:
             idx = in_image[positives.gt_inds[in_image] == g]
             keep.append(idx[positives.scores[idx].topk(min(k, idx.numel())).indices])
     if not keep:
@@ -146,7 +147,7 @@ class CondInst(nn.Module):
             logits = self.mask_logits(mask_feats, positives.im_inds, positives.locations, positives.levels,
                                       positives.top_feats)
             inputs = ImageFrameInputs(
-                gt_instances, positives.im_inds, positives.gt_inds, self.mask_out_stride, images=images.tensor,
+                gt_instances, positives.im_inds, positives.gt_inds, self.mask_out_stride,
                 raw_images=images.tensor * self.pixel_std + self.pixel_mean, image_format=self.input_format,
                 image_sizes=images.image_sizes,
                 original_heights=[x.get("height", x["image"].shape[-2]) for x in batched_inputs],

@@ -21,7 +21,7 @@ class FCOSPositives:
     im_inds: (P,) image index in the batch; gt_inds: (P,) index into that
     image's GT instances; locations: (P, 2) (x, y); levels: (P,) FPN level;
     top_feats: (P, E) the extra head output (CondInst: dynamic parameters);
-    scores: (P,) detached cls-probability of the GT class x centerness.
+    scores: (P,) detached best class probability x centerness.
     """
 
     im_inds: torch.Tensor
@@ -138,9 +138,8 @@ class FCOS(nn.Module):
             top_feats = _flatten_levels(out["extra"]).reshape(-1, out["extra"][0].shape[1])[pos]
         else:
             top_feats = logits.new_zeros((pos.numel(), 0))
-        pos_labels = labels.reshape(-1)[pos]
         with torch.no_grad():
-            scores = (logits.reshape(-1, self.num_classes)[pos, pos_labels].sigmoid()
+            scores = (logits.reshape(-1, self.num_classes)[pos].sigmoid().max(dim=1).values
                       * ctrness.reshape(-1)[pos].sigmoid())
         positives = FCOSPositives(im_inds=im_inds, gt_inds=gt_inds.reshape(-1)[pos],
                                   locations=all_locations[loc_inds], levels=level_of[loc_inds],

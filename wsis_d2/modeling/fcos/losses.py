@@ -51,13 +51,14 @@ def fcos_losses(logits: torch.Tensor, box_reg: torch.Tensor, ctrness: torch.Tens
     class_target[pos, labels[pos]] = 1
     loss_cls = sigmoid_focal_loss_jit(logits, class_target, alpha=alpha, gamma=gamma, reduction="sum") / normaliser
 
+    ctr_target = centerness_targets(reg_targets[pos])
+    # every process must join this all-reduce, also one whose images gave no positive
+    ctr_sum = _mean_over_processes(ctr_target.sum().detach()).clamp(min=1e-6)
     if pos.numel() == 0:
         # keep every output in the graph so that DDP sees gradients for all parameters
         zero = box_reg.sum() * 0 + ctrness.sum() * 0
         return {"loss_fcos_cls": loss_cls, "loss_fcos_loc": zero, "loss_fcos_ctr": zero}
 
-    ctr_target = centerness_targets(reg_targets[pos])
-    ctr_sum = _mean_over_processes(ctr_target.sum().detach()).clamp(min=1e-6)
     # GIoU is invariant to the shared origin: use (0, 0) for every location.
     origin = torch.zeros((pos.numel(), 2), device=logits.device)
     giou = giou_loss(ltrb_to_boxes(origin, box_reg[pos]), ltrb_to_boxes(origin, reg_targets[pos]), reduction="none")

@@ -10,10 +10,14 @@ from typing import Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
-from detectron2.structures import Instances
+from detectron2.structures import BitMasks, Instances, PolygonMasks
 
 from .box_targets import box_masks
 from .pairwise import color_similarity, rgb_to_lab, valid_edges
+
+
+IMAGENET_RGB_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_RGB_STD = (58.395, 57.12, 57.375)
 
 
 class MaskLossInputs:
@@ -37,6 +41,11 @@ class MaskLossInputs:
         """Each instance's colour graph: similarity (n, K, h, w) and edge validity (n, K, h, w)."""
         raise NotImplementedError
 
+    def similar_edges(self, size: int, dilation: int, thresh: float) -> torch.Tensor:
+        """(n, K, h, w) bool: valid edges whose colour similarity is at least ``thresh``."""
+        similarity, valid = self.color_graph(size, dilation)
+        return (similarity >= thresh) & valid
+
     def normalized_images(self) -> torch.Tensor:
         """(n, 3, h, w) each instance's normalised input image at the logits' resolution."""
         raise NotImplementedError
@@ -58,8 +67,7 @@ class ImageFrameInputs(MaskLossInputs):
             only when the data view has them), in the padded input frame.
         im_inds, gt_inds: (n,) image of each instance and its index there.
         stride: stride of the logits relative to the padded input.
-        images: (N, 3, H, W) the normalised padded batch.
-        raw_images: (N, 3, H, W) the same before normalisation (0-255, ``image_format`` order).
+        raw_images: (N, 3, H, W) the padded batch before normalisation (0-255, ``image_format`` order).
         image_sizes: [(h, w)] of each image before padding.
         original_heights: each image's height on disk (before resizing).
         bottom_pixels_removed: original rows at the bottom left out of colour graphs.
@@ -68,7 +76,7 @@ class ImageFrameInputs(MaskLossInputs):
     """
 
     def __init__(self, gt_instances: List[Instances], im_inds: torch.Tensor, gt_inds: torch.Tensor, stride: int,
-                 images: torch.Tensor = None, raw_images: torch.Tensor = None, image_format: str = "BGR",
+                 raw_images: torch.Tensor = None, image_format: str = "BGR",
                  image_sizes: List[tuple] = (), original_heights: List[int] = (), bottom_pixels_removed: int = 0,
                  iteration: int = 0, padded_size: tuple = None, mask_feats: torch.Tensor = None,
                  mask_feat_stride: int = None):
@@ -76,14 +84,13 @@ class ImageFrameInputs(MaskLossInputs):
         self.im_inds = im_inds
         self.gt_inds = gt_inds
         self.stride = stride
-        self._images = images
         self.raw_images = raw_images
         self.image_format = image_format
         self.image_sizes = list(image_sizes)
         self.original_heights = list(original_heights)
         self.bottom_pixels_removed = bottom_pixels_removed
         self.iteration = iteration
-        self.padded_size = padded_size or (tuple(images.shape[-2:]) if images is not None else None)
+        self.padded_size = padded_size or (tuple(raw_images.shape[-2:]) if raw_images is not None else None)
         self.mask_feats = mask_feats
         self.mask_feat_stride = mask_feat_stride
         self._graphs: Dict[tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
@@ -107,10 +114,16 @@ class ImageFrameInputs(MaskLossInputs):
         s = self.stride
         per_image = []
         for inst in self.gt_instances:
+            if len(inst) == 0:  # detectron2 gives images without annotations no gt_masks field
+                per_image.append(torch.zeros((0, 1, h // s, w // s), device=self.im_inds.device))
+                continue
             if not inst.has("gt_masks"):
                 raise ValueError("this mask loss needs GT masks, but the data view has none "
                                  "(use a box/point loss, or a dataset view with masks)")
-            masks = inst.gt_masks.tensor.float()
+            masks = inst.gt_masks
+            if isinstance(masks, PolygonMasks):
+                masks = BitMasks.from_polygon_masks(masks, *inst.image_size)
+            masks = masks.tensor.float()
             masks = F.pad(masks, (0, w - masks.shape[-1], 0, h - masks.shape[-2]))
             per_image.append(F.avg_pool2d(masks[:, None], kernel_size=s, stride=s))
         return self._per_instance(per_image)
@@ -140,9 +153,19 @@ class ImageFrameInputs(MaskLossInputs):
         similarity, valid = self.image_color_graph(size, dilation)
         return similarity[self.im_inds], valid[self.im_inds]
 
+    def similar_edges(self, size: int, dilation: int, thresh: float) -> torch.Tensor:
+        # threshold once per image, then copy 1-byte masks per instance (not float graphs)
+        similarity, valid = self.image_color_graph(size, dilation)
+        return ((similarity >= thresh) & valid)[self.im_inds]
+
     def normalized_images(self) -> torch.Tensor:
+        """RGB standardised with ImageNet's mean/std (as the level-set reference), whatever
+        ``MODEL.PIXEL_STD`` the detector uses, average-pooled to the stride."""
         s = self.stride
-        return F.avg_pool2d(self._images, kernel_size=s, stride=s)[self.im_inds]
+        rgb = self.raw_images.flip(1) if self.image_format == "BGR" else self.raw_images
+        mean = rgb.new_tensor(IMAGENET_RGB_MEAN).view(1, 3, 1, 1)
+        std = rgb.new_tensor(IMAGENET_RGB_STD).view(1, 3, 1, 1)
+        return F.avg_pool2d((rgb - mean) / std, kernel_size=s, stride=s)[self.im_inds]
 
     def features(self) -> torch.Tensor:
         if self.mask_feats is None:

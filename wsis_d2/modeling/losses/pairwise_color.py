@@ -17,18 +17,18 @@ from .pairwise import log_same_label_probability
 from .registry import MASK_LOSS_REGISTRY
 
 
-def pairwise_color_loss(logits: torch.Tensor, similarity: torch.Tensor, edge_valid: torch.Tensor,
-                        in_box: torch.Tensor, color_thresh: float, size: int = 3, dilation: int = 2) -> torch.Tensor:
+def pairwise_color_loss(logits: torch.Tensor, similar_edges: torch.Tensor, in_box: torch.Tensor,
+                        size: int = 3, dilation: int = 2) -> torch.Tensor:
     """
     Args:
         logits: (n, 1, H, W) mask logits of n instances.
-        similarity, edge_valid: (n, K, H, W) each instance's colour graph.
+        similar_edges: (n, K, H, W) bool, valid edges of colour similarity >= tau.
         in_box: (n, 1, H, W) bool, centre pixel inside the instance's box.
 
     Returns:
         scalar: mean -log P(same label) over the counted edges (0 if none).
     """
-    weights = ((similarity >= color_thresh) & edge_valid & in_box).float()
+    weights = (similar_edges & in_box).float()
     log_same = log_same_label_probability(logits, size, dilation)
     return -(log_same * weights).sum() / weights.sum().clamp(min=1.0)
 
@@ -54,8 +54,7 @@ class PairwiseColorLoss(nn.Module):
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
         if mask_logits.shape[0] == 0:
             return {"loss_pairwise": mask_logits.sum() * 0}
-        similarity, edge_valid = inputs.color_graph(self.size, self.dilation)
+        edges = inputs.similar_edges(self.size, self.dilation, self.color_thresh)
         in_box = inputs.box_masks(*mask_logits.shape[-2:])[:, None] >= 0.5
-        loss = pairwise_color_loss(mask_logits, similarity, edge_valid, in_box, self.color_thresh,
-                                   self.size, self.dilation)
+        loss = pairwise_color_loss(mask_logits, edges, in_box, self.size, self.dilation)
         return {"loss_pairwise": self.weight * self.warmup_factor(inputs.iteration) * loss}

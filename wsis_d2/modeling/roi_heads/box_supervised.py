@@ -121,7 +121,11 @@ class BoxSupervisedMaskRCNNHead(MaskRCNNConvUpsampleHead):
     @classmethod
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
-        ret["mask_losses"] = build_mask_losses(cfg, cfg.MODEL.ROI_MASK_HEAD.MASK_LOSSES, allowed_labels=("boxes",))
+        losses = build_mask_losses(cfg, cfg.MODEL.ROI_MASK_HEAD.MASK_LOSSES, allowed_labels=("boxes",))
+        for loss in losses:
+            if getattr(loss, "NEEDS_FULL_IMAGE", False):
+                raise ValueError(f"{type(loss).__name__} needs full-image logits; it cannot run in a RoI head")
+        ret["mask_losses"] = losses
         return ret
 
     def forward(self, x, instances: List[Instances]):
@@ -136,12 +140,10 @@ class BoxSupervisedMaskRCNNHead(MaskRCNNConvUpsampleHead):
         if not self.training:
             mask_rcnn_inference(x, instances)
             return instances
-        if x.shape[0] == 0:
-            return {"loss_prj": x.sum() * 0}
         if not all(inst.has("roi_lab") for inst in instances):
             raise ValueError("BoxSupervisedMaskRCNNHead needs MODEL.ROI_HEADS.NAME BoxSupervisedROIHeads")
-        if x.shape[1] == 1:
-            logits = x
+        if x.shape[1] == 1 or x.shape[0] == 0:
+            logits = x[:, :1]
         else:
             classes = cat([inst.gt_classes for inst in instances])
             logits = x[torch.arange(x.shape[0], device=x.device), classes][:, None]
