@@ -56,7 +56,9 @@ def _pairwise_worker(variant, n, h, w, queue):
     from wsis_d2.modeling.losses.pairwise_color import pairwise_color_loss
 
     torch.manual_seed(0)
-    lab = rgb_to_lab(torch.rand((1, 3, h, w)))
+    # a smooth random image, so that many edges pass the colour threshold
+    coarse = torch.rand((1, 3, max(h // 16, 2), max(w // 16, 2)))
+    lab = rgb_to_lab(torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False))
     logits = torch.randn((n, 1, h, w), requires_grad=True)
     in_box = torch.zeros((n, 1, h, w), dtype=torch.bool)
     in_box[:, :, h // 4: 3 * h // 4, w // 4: 3 * w // 4] = True
