@@ -77,14 +77,14 @@ class LevelSetLoss(nn.Module):
             return {"loss_levelset": mask_logits.sum() * 0}
         probs = mask_logits.sigmoid()
         box_weights = inputs.box_masks(*mask_logits.shape[-2:])[:, None]
-        image = inputs.normalized_images()
-        loss = self.image_weight * levelset_energy(probs, image, box_weights)
+        images = inputs.normalized_images(per_instance=False)  # per image: filtered once, not per instance
+        loss = self.image_weight * levelset_energy(probs, inputs.select(images), box_weights)
         if self.deep_weight > 0:
-            guide = image.mean(dim=1, keepdim=True)
+            guide = images.mean(dim=1, keepdim=True)
             guide = (guide - guide.amin(dim=(2, 3), keepdim=True)) / (
                 guide.amax(dim=(2, 3), keepdim=True) - guide.amin(dim=(2, 3), keepdim=True)).clamp(min=1e-5)
-            feats = F.normalize(inputs.features().detach(), dim=1)
+            feats = F.normalize(inputs.features(per_instance=False).detach(), dim=1)
             smoothed = guided_filter(guide, feats, self.radius, self.eps)
-            loss = loss + self.deep_weight * levelset_energy(probs, smoothed, box_weights)
+            loss = loss + self.deep_weight * levelset_energy(probs, inputs.select(smoothed), box_weights)
         loss = loss + self.length_weight * contour_length(probs, box_weights)
         return {"loss_levelset": loss.mean()}

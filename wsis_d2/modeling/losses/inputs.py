@@ -46,13 +46,18 @@ class MaskLossInputs:
         similarity, valid = self.color_graph(size, dilation)
         return (similarity >= thresh) & valid
 
-    def normalized_images(self) -> torch.Tensor:
-        """(n, 3, h, w) each instance's normalised input image at the logits' resolution."""
+    def normalized_images(self, per_instance: bool = True) -> torch.Tensor:
+        """Normalised input images at the logits' resolution: (n, 3, h, w) per instance,
+        or (N, 3, h, w) per image (then :meth:`select` picks each instance's)."""
         raise NotImplementedError
 
-    def features(self) -> torch.Tensor:
-        """(n, C, h, w) each instance's image's deep features at the logits' resolution."""
+    def features(self, per_instance: bool = True) -> torch.Tensor:
+        """Deep features at the logits' resolution, per instance or per image (see above)."""
         raise NotImplementedError(f"{type(self).__name__} holds no deep features")
+
+    def select(self, per_image: torch.Tensor) -> torch.Tensor:
+        """(N, ...) per-image tensor -> (n, ...) each instance's image's entry."""
+        raise NotImplementedError
 
     def box_masks(self, h: int, w: int) -> torch.Tensor:
         """(n, h, w) share of each logit cell inside the instance's GT box."""
@@ -158,20 +163,24 @@ class ImageFrameInputs(MaskLossInputs):
         similarity, valid = self.image_color_graph(size, dilation)
         return ((similarity >= thresh) & valid)[self.im_inds]
 
-    def normalized_images(self) -> torch.Tensor:
+    def select(self, per_image: torch.Tensor) -> torch.Tensor:
+        return per_image[self.im_inds]
+
+    def normalized_images(self, per_instance: bool = True) -> torch.Tensor:
         """RGB standardised with ImageNet's mean/std (as the level-set reference), whatever
         ``MODEL.PIXEL_STD`` the detector uses, average-pooled to the stride."""
         s = self.stride
         rgb = self.raw_images.flip(1) if self.image_format == "BGR" else self.raw_images
         mean = rgb.new_tensor(IMAGENET_RGB_MEAN).view(1, 3, 1, 1)
         std = rgb.new_tensor(IMAGENET_RGB_STD).view(1, 3, 1, 1)
-        return F.avg_pool2d((rgb - mean) / std, kernel_size=s, stride=s)[self.im_inds]
+        images = F.avg_pool2d((rgb - mean) / std, kernel_size=s, stride=s)
+        return self.select(images) if per_instance else images
 
-    def features(self) -> torch.Tensor:
+    def features(self, per_instance: bool = True) -> torch.Tensor:
         if self.mask_feats is None:
-            return super().features()
+            return super().features(per_instance)
         feats = self.mask_feats
         if self.mask_feat_stride != self.stride:
             feats = F.interpolate(feats, scale_factor=self.mask_feat_stride / self.stride, mode="bilinear",
                                   align_corners=False)
-        return feats[self.im_inds]
+        return self.select(feats) if per_instance else feats
