@@ -7,15 +7,7 @@
     python projects/train_net.py --config-file ... --num-gpus 2    # 2 processes (gloo on CPU)
 """
 import wsis_d2  # noqa: F401  (registers models and datasets)
-from wsis_d2.engine import default_argument_parser, launch, run
-
-
-def main():
-    args = default_argument_parser().parse_args()
-    print("Command Line Args:", args)
-    launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
-
+from wsis_d2.engine import main
 
 if __name__ == "__main__":
     main()

@@ -9,11 +9,9 @@ import sys
 
 
 def _train(argv):
-    from .engine import default_argument_parser, launch, run
+    from .engine import main
 
-    args = default_argument_parser().parse_args(argv)
-    launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    main(argv)
 
 
 def _shapes(argv):

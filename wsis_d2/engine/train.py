@@ -3,19 +3,12 @@ import json
 import os
 
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.engine import default_argument_parser as d2_argument_parser
+from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
 
+from .launch import launch
 from .setup import setup
 from .trainer import Trainer
-
-
-def default_argument_parser(epilog: str = None):
-    """detectron2's parser (``--config-file``, ``--eval-only``, ``--resume``, ``--num-gpus`` ...).
-
-    On a machine without CUDA, ``--num-gpus N`` starts N CPU processes.
-    """
-    return d2_argument_parser(epilog)
 
 
 def run(args):
@@ -38,3 +31,12 @@ def run(args):
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()
+
+
+def main(argv=None):
+    """Parse detectron2's train_net flags and launch :func:`run` (N CPU processes with gloo when
+    ``--num-gpus N`` is given on a machine without CUDA)."""
+    args = default_argument_parser().parse_args(argv)
+    print("Command Line Args:", args)
+    launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))

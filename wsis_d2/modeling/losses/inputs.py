@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from detectron2.structures import BitMasks, Instances, PolygonMasks
 
 from .box_targets import box_masks
-from .pairwise import color_similarity, rgb_to_lab, valid_edges
+from .pairwise import color_similarity, rgb_to_lab, to_rgb, valid_edges
 
 
 IMAGENET_RGB_MEAN = (123.675, 116.28, 103.53)
@@ -143,8 +143,7 @@ class ImageFrameInputs(MaskLossInputs):
         key = (size, dilation)
         if key not in self._graphs:
             s = self.stride
-            raw = self.raw_images
-            rgb = (raw.flip(1) if self.image_format == "BGR" else raw) / 255.0
+            rgb = to_rgb(self.raw_images, self.image_format) / 255.0
             lab = rgb_to_lab(F.avg_pool2d(rgb.clamp(0, 1), kernel_size=s, stride=s))
             n, _, h, w = lab.shape
             valid = torch.zeros((n, 1, h, w), dtype=torch.bool, device=lab.device)
@@ -170,7 +169,7 @@ class ImageFrameInputs(MaskLossInputs):
         """RGB standardised with ImageNet's mean/std (as the level-set reference), whatever
         ``MODEL.PIXEL_STD`` the detector uses, average-pooled to the stride."""
         s = self.stride
-        rgb = self.raw_images.flip(1) if self.image_format == "BGR" else self.raw_images
+        rgb = to_rgb(self.raw_images, self.image_format)
         mean = rgb.new_tensor(IMAGENET_RGB_MEAN).view(1, 3, 1, 1)
         std = rgb.new_tensor(IMAGENET_RGB_STD).view(1, 3, 1, 1)
         images = F.avg_pool2d((rgb - mean) / std, kernel_size=s, stride=s)

@@ -22,6 +22,11 @@ _RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
 _WHITE_D65 = torch.tensor([0.950456, 1.0, 1.088754])
 
 
+def to_rgb(images: torch.Tensor, image_format: str) -> torch.Tensor:
+    """(N, 3, H, W) in detectron2's ``INPUT.FORMAT`` ("BGR" or "RGB") -> RGB channel order."""
+    return images.flip(1) if image_format == "BGR" else images
+
+
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) RGB in [0, 1] -> (N, 3, H, W) CIE LAB (L in [0, 100])."""
     linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)

@@ -26,7 +26,7 @@ from detectron2.utils.events import get_event_storage
 from torchvision.ops import roi_align
 
 from ..losses import MaskLossInputs, build_mask_losses
-from ..losses.pairwise import color_similarity, rgb_to_lab, valid_edges
+from ..losses.pairwise import color_similarity, rgb_to_lab, to_rgb, valid_edges
 
 
 class RoIFrameInputs(MaskLossInputs):
@@ -83,8 +83,7 @@ class BoxSupervisedROIHeads(StandardROIHeads):
         return ret
 
     def _attach_roi_colors(self, images: ImageList, proposals: List[Instances]) -> None:
-        raw = images.tensor * self.pixel_std + self.pixel_mean
-        rgb = (raw.flip(1) if self.input_format == "BGR" else raw) / 255.0
+        rgb = to_rgb(images.tensor * self.pixel_std + self.pixel_mean, self.input_format) / 255.0
         lab = rgb_to_lab(rgb.clamp(0, 1))
         rois = roi_align(lab, [p.proposal_boxes.tensor for p in proposals], output_size=self.mask_resolution,
                          spatial_scale=1.0, sampling_ratio=2, aligned=True)
