@@ -34,7 +34,13 @@ METHODS = {
     "boxinst": {"config": "BoxInst/R18_shapes.yaml", "full_twin": "condinst"},
     "boxlevelset": {"config": "BoxLevelSet/R18_shapes.yaml", "full_twin": "condinst"},
     "boxinst_mask_rcnn": {"config": "BoxInst/MaskRCNN_R18_shapes.yaml", "full_twin": "mask_rcnn"},
+    "pointsup_condinst": {"config": "PointSup/CondInst_R18_shapes.yaml", "full_twin": "condinst"},
+    "pointsup_mask_rcnn": {"config": "PointSup/MaskRCNN_R18_shapes.yaml", "full_twin": "mask_rcnn"},
 }
+# PointSup's annotation-budget curve: the same model with the first K of each object's 10 points
+for _k in (1, 3, 5):
+    METHODS[f"pointsup_condinst_{_k}pts"] = dict(METHODS["pointsup_condinst"],
+                                                 opts=["INPUT.POINTS_PER_INSTANCE", str(_k)])
 
 # Overrides on top of the shipped R18_shapes configs (which already hold the CPU schedule).
 PRESETS = {
@@ -47,8 +53,9 @@ PRESETS = {
 # peak_rss_mb: peak resident memory of the training process (not its data-loader workers).
 # gt_mask_iou: mean over GT objects of the best mask IoU of any prediction scored >= 0.3
 # (0 when none), class-agnostic: mask quality and recall apart from classification.
+# twin_date: the results file the full twin's row came from (today's, else the newest earlier one).
 ROW_KEYS = ["method", "config", "train_set", "eval_set", "preset", "iters", "device", "segm_AP", "bbox_AP",
-            "ratio_to_full", "gt_mask_iou", "s_per_iter", "peak_rss_mb", "train_eval_minutes", "commit"]
+            "ratio_to_full", "twin_date", "gt_mask_iou", "s_per_iter", "peak_rss_mb", "train_eval_minutes", "commit"]
 
 
 def _device_name(preset: str) -> str:
@@ -113,7 +120,7 @@ def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> di
     if out_dir.exists():
         # detectron2 appends to metrics.json: a rerun must not mix with the last one
         shutil.rmtree(out_dir)
-    opts = PRESETS[preset] + ["OUTPUT_DIR", str(out_dir)] + extra_opts
+    opts = PRESETS[preset] + spec.get("opts", []) + ["OUTPUT_DIR", str(out_dir)] + extra_opts
     for key, value in zip(opts[::2], opts[1::2]):
         cfg.merge_from_list([key, value])
 
@@ -138,7 +145,8 @@ def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> di
     eval_set = cfg.DATASETS.TEST[0]
     results_json = out_dir / "inference" / eval_set / "coco_instances_results.json"
     return {
-        "method": method, "config": f"configs/{spec['config']}", "train_set": cfg.DATASETS.TRAIN[0],
+        "method": method, "config": " ".join([f"configs/{spec['config']}"] + spec.get("opts", [])),
+        "train_set": cfg.DATASETS.TRAIN[0],
         "eval_set": eval_set, "preset": preset, "iters": cfg.SOLVER.MAX_ITER, "device": _device_name(preset),
         "segm_AP": round(evaluation.get("segm/AP", float("nan")), 2),
         "bbox_AP": round(evaluation.get("bbox/AP", float("nan")), 2),
@@ -150,13 +158,19 @@ def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> di
     }
 
 
-def fill_ratios(rows: list) -> None:
-    """ratio_to_full = segm AP / segm AP of the method's full twin in the same preset (same file)."""
-    by_key = {(r["method"], r["preset"]): r for r in rows}
+def fill_ratios(rows: list, date: str) -> None:
+    """ratio_to_full = segm AP / segm AP of the method's full twin in the same preset: the twin's
+    row of the same results file, else of the newest earlier file that has one."""
+    earlier = sorted((p for p in RESULTS_DIR.glob("????-??-??.json") if p.stem < date), reverse=True)
+    sources = [(date, rows)] + [(p.stem, json.loads(p.read_text())) for p in earlier]
     for r in rows:
-        twin = by_key.get((METHODS.get(r["method"], {}).get("full_twin"), r["preset"]))
-        if twin and twin["segm_AP"] and twin["segm_AP"] > 0:
-            r["ratio_to_full"] = round(r["segm_AP"] / twin["segm_AP"], 3)
+        twin_method = METHODS.get(r["method"], {}).get("full_twin")
+        for source_date, source_rows in sources:
+            twin = next((t for t in source_rows if (t["method"], t["preset"]) == (twin_method, r["preset"])), None)
+            if twin and twin["segm_AP"] and twin["segm_AP"] > 0:
+                r["ratio_to_full"] = round(r["segm_AP"] / twin["segm_AP"], 3)
+                r["twin_date"] = source_date
+                break
 
 
 def write_results(rows: list, date: str) -> Path:
@@ -165,7 +179,7 @@ def write_results(rows: list, date: str) -> Path:
     old = json.loads(json_path.read_text()) if json_path.exists() else []
     new_keys = {(r["method"], r["preset"]) for r in rows}
     merged = [r for r in old if (r["method"], r["preset"]) not in new_keys] + rows
-    fill_ratios(merged)
+    fill_ratios(merged, date)
     json_path.write_text(json.dumps(merged, indent=1) + "\n")
     lines = [f"# wsis-d2 benchmark, {date}", "",
              "| " + " | ".join(ROW_KEYS) + " |", "|" + "---|" * len(ROW_KEYS)]

@@ -94,11 +94,15 @@ def test_roi_frame_maps_the_gt_box_into_the_grid():
     from wsis_d2.modeling.roi_heads import RoIFrameInputs
 
     inputs = RoIFrameInputs(proposal_boxes=torch.tensor([[10.0, 20.0, 38.0, 34.0]]),
-                            gt_boxes=torch.tensor([[17.0, 20.0, 52.0, 27.0]]), roi_lab=torch.zeros((1, 3, 28, 28)))
+                            gt_boxes=torch.tensor([[17.0, 20.0, 52.0, 27.0]]), resolution=28,
+                            roi_lab=torch.zeros((1, 3, 28, 28)))
     # x: (17 - 10) * 28 / 28 = 7 .. clipped to 28; y: (20 - 20) * 2 = 0 .. (27 - 20) * 2 = 14
     assert inputs.boxes().tolist() == [[7.0, 0.0, 28.0, 14.0]]
     sim, valid = inputs.color_graph(3, 2)
     assert sim.shape == valid.shape == (1, 8, 28, 28) and torch.allclose(sim, torch.ones_like(sim))
+    without_colors = RoIFrameInputs(inputs.proposal_boxes, inputs.gt_boxes, 28)
+    with pytest.raises(ValueError, match="BoxSupervisedROIHeads"):
+        without_colors.color_graph(3, 2)
 
 
 def test_box_supervised_roi_head_edge_cases(tiny_shapes):

@@ -9,5 +9,6 @@ from . import data, modeling  # noqa: E402,F401  (registration)
 from .config import add_wsis_config  # noqa: E402
 
 data.register_shapes()
+data.register_coco_views()
 
 __all__ = ["add_wsis_config", "__version__"]

@@ -23,6 +23,12 @@ def add_wsis_config(cfg: CN) -> CN:
     # Score threshold for the drawn predictions.
     _C.WSIS.VIS_SCORE_THRESH = 0.3
 
+    # ---------------------------------------------------------------- input
+    # Labelled points kept per object (the first K of its points; they were drawn
+    # uniformly at random, so these are a uniform sample of K: an annotation
+    # budget of K points); 0 keeps them all. PointSup's reference uses 10.
+    _C.INPUT.POINTS_PER_INSTANCE = 0
+
     # ---------------------------------------------------------------- backbone
     # FCOS needs P3-P7: P6/P7 are stride-2 convs on P5 (FCOS paper, Sec. 3.1).
     _C.MODEL.FPN.TOP_LEVELS = 2
@@ -108,6 +114,11 @@ def add_wsis_config(cfg: CN) -> CN:
     # Losses of BoxSupervisedMaskRCNNHead (detectron2's Mask R-CNN trained from
     # boxes), computed in each RoI's frame; they may read boxes only.
     _C.MODEL.ROI_MASK_HEAD.MASK_LOSSES = ["ProjectionLoss", "PairwiseColorLoss"]
+
+    # ---------------------------------------------------------------- PointSup
+    # PointLoss (Cheng et al., CVPR 2022): BCE of the mask logits at the labelled points.
+    _C.MODEL.POINT_SUP = CN()
+    _C.MODEL.POINT_SUP.WEIGHT = 1.0
 
     # ---------------------------------------------------------------- BoxLevelSet
     # LevelSetLoss (Li et al., ECCV 2022): Chan-Vese energy inside the box.

@@ -14,16 +14,22 @@ yields no ``gt_masks``, a point view yields points and no ``gt_masks``.
 """
 import numpy as np
 import torch
+from detectron2.config import configurable
 from detectron2.data import DatasetMapper
 from detectron2.data import detection_utils as utils
 from detectron2.structures import Instances
 
 
-def points_to_tensors(annos, transforms, image_shape):
-    """Transform the annotations' points; return (coords (N, P, 2), labels (N, P)) or None."""
+def points_to_tensors(annos, transforms, image_shape, points_per_instance: int = 0):
+    """Transform the annotations' points; return (coords (N, P, 2), labels (N, P)) or None.
+
+    ``points_per_instance`` > 0 keeps only each object's first that many points.
+    """
     if not annos or "point_coords" not in annos[0]:
         return None
-    num_points = max(len(a["point_coords"]) for a in annos)
+    keep = points_per_instance if points_per_instance > 0 else None
+    annos = [dict(a, point_coords=a["point_coords"][:keep], point_labels=a["point_labels"][:keep]) for a in annos]
+    num_points = max(1, max(len(a["point_coords"]) for a in annos))
     coords = np.zeros((len(annos), num_points, 2), np.float32)
     labels = np.full((len(annos), num_points), -1.0, np.float32)
     h, w = image_shape
@@ -44,7 +50,23 @@ class WSISDatasetMapper(DatasetMapper):
 
     Built from a config like its parent: ``WSISDatasetMapper(cfg, is_train)``.
     Masks are read only when an image's annotations have them.
+
+    Args:
+        points_per_instance: keep each object's first K points (``INPUT.POINTS_PER_INSTANCE``); 0 = all.
     """
+
+    @configurable
+    def __init__(self, is_train: bool = True, *, points_per_instance: int = 0, **kwargs):
+        super().__init__(is_train, **kwargs)
+        if points_per_instance < 0:
+            raise ValueError(f"INPUT.POINTS_PER_INSTANCE must be >= 0, got {points_per_instance}")
+        self.points_per_instance = points_per_instance
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        ret = super().from_config(cfg, is_train)
+        ret["points_per_instance"] = cfg.INPUT.POINTS_PER_INSTANCE
+        return ret
 
     def _transform_annotations(self, dataset_dict, transforms, image_shape):
         annos = [
@@ -56,7 +78,7 @@ class WSISDatasetMapper(DatasetMapper):
             for ann in annos:
                 ann.pop("segmentation", None)
         instances: Instances = utils.annotations_to_instances(annos, image_shape, mask_format=self.instance_mask_format)
-        points = points_to_tensors(annos, transforms, image_shape)
+        points = points_to_tensors(annos, transforms, image_shape, self.points_per_instance)
         if points is not None:
             instances.gt_point_coords, instances.gt_point_labels = points
         if self.recompute_boxes and instances.has("gt_masks"):

@@ -81,6 +81,34 @@ def register_shapes(root: str = None, prefix: str = "shapes") -> None:
         )
 
 
+# COCO 2017 train views a user makes with `wsis-d2 views` (the R-50 configs train on them).
+COCO_VIEWS = ("box", "point")
+
+
+def register_coco_views() -> None:
+    """Register ``coco_2017_train_{box,point}``: ``instances_train2017_{box,point}.json`` beside
+    detectron2's COCO files ($DETECTRON2_DATASETS/coco). Lazy: nothing is read until used."""
+    root = os.path.join(os.environ.get("DETECTRON2_DATASETS", "datasets"), "coco")
+    for view in COCO_VIEWS:
+        name = f"coco_2017_train_{view}"
+        if name in DatasetCatalog.list():
+            continue
+        json_file = os.path.join(root, "annotations", f"instances_train2017_{view}.json")
+        image_root = os.path.join(root, "train2017")
+        DatasetCatalog.register(name, lambda j=json_file, r=image_root, n=name: _load_coco_view(j, r, n))
+        MetadataCatalog.get(name).set(json_file=json_file, image_root=image_root, evaluator_type="coco",
+                                      supervision=view)
+
+
+def _load_coco_view(json_file: str, image_root: str, name: str):
+    if not os.path.isfile(json_file):
+        raise AnnotationError(
+            f"{json_file}: annotation file not found (dataset {name!r}); make it from COCO's "
+            f"instances_train2017.json with: wsis-d2 views --input <coco>/annotations/instances_train2017.json "
+            f"--views {name.rsplit('_', 1)[-1]}")
+    return load_checked_coco_json(json_file, image_root, name)
+
+
 def prepare_datasets(cfg) -> None:
     """Generate the shapes data if a config's datasets need it (call before evaluators read JSON).
 

@@ -36,6 +36,8 @@ import numpy as np
 import pycocotools.mask as mask_util
 from tqdm import tqdm
 
+from .views import sample_box_points
+
 logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 2
@@ -199,19 +201,6 @@ def render_image(rng: np.random.Generator, height: int, width: int, max_objects:
     canvas += rng.normal(0, 5, size=canvas.shape)
     image = np.clip(canvas, 0, 255).astype(np.uint8)
     return image, list(zip(categories, masks))
-
-
-def sample_box_points(mask: np.ndarray, bbox, num_points: int, rng: np.random.Generator):
-    """PointSup-style points: ``num_points`` pixels uniform in the box, labelled from the mask.
-
-    Returns (coords [[x, y], ...] at pixel centres, labels [0/1, ...]).
-    """
-    x0, y0, w, h = (int(round(v)) for v in bbox)
-    ix = rng.integers(x0, x0 + w, size=num_points)
-    iy = rng.integers(y0, y0 + h, size=num_points)
-    coords = [[float(x) + 0.5, float(y) + 0.5] for x, y in zip(ix, iy)]
-    labels = [int(mask[y, x]) for x, y in zip(ix, iy)]
-    return coords, labels
 
 
 def encode_mask(mask: np.ndarray) -> dict:

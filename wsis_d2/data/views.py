@@ -46,6 +46,68 @@ def box_view(coco: dict) -> dict:
     return _with_info(coco, anns, "box")
 
 
+def _axis_samples(start: float, length: float, size: int, num: int, rng: np.random.Generator):
+    """(pixel indices, coordinates) of ``num`` draws along one axis: pixels whose centres lie in
+    [start, start + length], clipped to the image; a box too thin to hold a pixel centre
+    gives its own centre line."""
+    lo = max(int(np.ceil(start - 0.5)), 0)
+    hi = min(int(np.floor(start + length - 0.5)), size - 1)
+    if hi < lo:
+        centre = start + length / 2.0
+        index = min(max(int(np.floor(centre)), 0), size - 1)
+        return np.full(num, index), np.full(num, centre)
+    index = rng.integers(lo, hi + 1, size=num)
+    return index, index + 0.5
+
+
+def sample_box_points(mask: np.ndarray, bbox, num_points: int, rng: np.random.Generator):
+    """PointSup-style points: ``num_points`` pixels drawn uniformly in the box, labelled from the mask.
+
+    Args:
+        mask: (H, W) the object's mask.
+        bbox: COCO [x, y, w, h] (floats allowed); the pixels drawn from are those
+            whose centres lie in the box.
+
+    Returns:
+        (coords [[x, y], ...] at pixel centres, labels [0/1, ...]).
+    """
+    img_h, img_w = mask.shape
+    x, y, w, h = bbox
+    ix, xs = _axis_samples(x, w, img_w, num_points, rng)
+    iy, ys = _axis_samples(y, h, img_h, num_points, rng)
+    coords = [[float(px), float(py)] for px, py in zip(xs, ys)]
+    labels = [int(mask[py, px]) for px, py in zip(ix, iy)]
+    return coords, labels
+
+
+def add_points(coco: dict, num_points: int = 10, seed: int = 0) -> dict:
+    """A copy of ``coco`` whose annotations carry ``num_points`` PointSup points drawn from their masks.
+
+    Seeded per annotation id, so an annotation gets the same points whatever else
+    the file holds. Existing points are replaced.
+    """
+    if num_points < 1:
+        raise ValueError(f"num_points must be >= 1, got {num_points}")
+    sizes = {img["id"]: (img["height"], img["width"]) for img in coco["images"]}
+    anns = []
+    for a in coco["annotations"]:
+        segm = a.get("segmentation")
+        if not segm:
+            raise ValueError(f"annotation id {a.get('id')} has no 'segmentation' to label points from")
+        h, w = sizes[a["image_id"]]
+        if isinstance(segm, list):
+            rle = mask_util.merge(mask_util.frPyObjects(segm, h, w))
+        elif isinstance(segm.get("counts"), list):
+            rle = mask_util.frPyObjects(segm, h, w)
+        else:
+            rle = segm
+        mask = mask_util.decode(rle).astype(bool)
+        rng = np.random.default_rng([seed, int(a["id"])])
+        coords, labels = sample_box_points(mask, a["bbox"], num_points, rng)
+        anns.append(dict(a, point_coords=coords, point_labels=labels))
+    return _with_info(coco, anns, coco.get("info", {}).get("supervision", "full"))
+
+
 def point_view(coco: dict) -> dict:
     for a in coco["annotations"]:
         if "point_coords" not in a or "point_labels" not in a:
@@ -89,6 +151,30 @@ def semi_view(coco: dict, percent: float, seed: int = 0) -> dict:
     out = _with_info(coco, anns, f"semi_{percent:g}")
     out["info"]["fully_labelled_image_ids"] = sorted(full_ids)
     return out
+
+
+def parse_view(name: str):
+    """'box' | 'point' | 'full' | 'semi_<p>' -> (kind, percent or None); ValueError otherwise."""
+    if name in ("full", "box", "point"):
+        return name, None
+    if name.startswith("semi_"):
+        try:
+            return "semi", float(name[len("semi_"):])
+        except ValueError:
+            pass
+    raise ValueError(f"unknown view {name!r}: use full, box, point or semi_<percent> (e.g. semi_10)")
+
+
+def make_view(coco: dict, name: str, num_points: int = 10, seed: int = 0) -> dict:
+    """The view ``name`` of a fully-labelled COCO dict (points are drawn from its masks)."""
+    kind, percent = parse_view(name)
+    if kind == "full":
+        return full_view(coco)
+    if kind == "box":
+        return box_view(coco)
+    if kind == "point":
+        return point_view(add_points(coco, num_points, seed))
+    return semi_view(coco, percent, seed)
 
 
 def write_views(coco: dict, out_dir, semi_percents: Sequence[float] = (5, 10, 20, 50), seed: int = 0) -> None:

@@ -2,8 +2,10 @@
 from .dice import DiceMaskLoss, dice_loss
 from .inputs import ImageFrameInputs, MaskLossInputs
 from .pairwise_color import PairwiseColorLoss, pairwise_color_loss
+from .point import PointLoss, point_loss, sample_at_points
 from .projection import ProjectionLoss, projection_loss
 from .registry import MASK_LOSS_REGISTRY, build_mask_losses
 
 __all__ = ["MASK_LOSS_REGISTRY", "DiceMaskLoss", "ImageFrameInputs", "MaskLossInputs", "PairwiseColorLoss",
-           "ProjectionLoss", "build_mask_losses", "dice_loss", "pairwise_color_loss", "projection_loss"]
+           "PointLoss", "ProjectionLoss", "build_mask_losses", "dice_loss", "pairwise_color_loss", "point_loss",
+           "projection_loss", "sample_at_points"]

@@ -20,6 +20,15 @@ IMAGENET_RGB_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_RGB_STD = (58.395, 57.12, 57.375)
 
 
+def pad_points(coords: List[torch.Tensor], labels: List[torch.Tensor]):
+    """Pad per-image (n_i, P_i, 2) coords / (n_i, P_i) labels to a common P with ignored (-1) points:
+    images may carry different numbers of points per object."""
+    num_points = max(c.shape[1] for c in coords)
+    coords = [F.pad(c, (0, 0, 0, num_points - c.shape[1])) for c in coords]
+    labels = [F.pad(lab, (0, num_points - lab.shape[1]), value=-1.0) for lab in labels]
+    return coords, labels
+
+
 class MaskLossInputs:
     """Interface: n instances, logits of stride ``stride`` in this frame's pixel units."""
 
@@ -36,6 +45,12 @@ class MaskLossInputs:
     def gt_masks(self) -> torch.Tensor:
         """(n, 1, h, w) GT masks at the logits' resolution, soft (area shares)."""
         raise NotImplementedError(f"{type(self).__name__} holds no GT masks")
+
+    def points(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Each instance's labelled points: coords (n, P, 2) (x, y) normalised to the logits'
+        extent ([0, 1] from the first cell's left/top edge to the last cell's right/bottom
+        edge) and labels (n, P) (1 on the object, 0 off, -1 ignored)."""
+        raise NotImplementedError(f"{type(self).__name__} holds no points")
 
     def color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """Each instance's colour graph: similarity (n, K, h, w) and edge validity (n, K, h, w)."""
@@ -132,6 +147,24 @@ class ImageFrameInputs(MaskLossInputs):
             masks = F.pad(masks, (0, w - masks.shape[-1], 0, h - masks.shape[-2]))
             per_image.append(F.avg_pool2d(masks[:, None], kernel_size=s, stride=s))
         return self._per_instance(per_image)
+
+    def points(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Points in the padded input frame, normalised by the padded size (the logits cover it)."""
+        device = self.im_inds.device
+        coords, labels = [], []
+        for inst in self.gt_instances:
+            if len(inst) == 0:
+                coords.append(torch.zeros((0, 1, 2), device=device))
+                labels.append(torch.zeros((0, 1), device=device))
+                continue
+            if not inst.has("gt_point_coords"):
+                raise ValueError("this mask loss needs labelled points, but the data view has none "
+                                 "(use a point view such as shapes_point, or a box/mask loss)")
+            coords.append(inst.gt_point_coords)
+            labels.append(inst.gt_point_labels)
+        coords, labels = pad_points(coords, labels)
+        h, w = self.padded_size
+        return self._per_instance(coords) / coords[0].new_tensor([w, h]), self._per_instance(labels)
 
     def image_color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """Per image (computed once, shared by its instances): similarity and validity (N, K, H/s, W/s).

@@ -26,40 +26,81 @@ from detectron2.utils.events import get_event_storage
 from torchvision.ops import roi_align
 
 from ..losses import MaskLossInputs, build_mask_losses
+from ..losses.inputs import pad_points
 from ..losses.pairwise import color_similarity, rgb_to_lab, to_rgb, valid_edges
 
 
 class RoIFrameInputs(MaskLossInputs):
-    """Per-RoI logits on an M x M grid (stride 1 in grid cells).
+    """Per-RoI logits on an M x M grid (stride 1 in grid cells) covering each proposal box.
 
     Args:
         proposal_boxes, gt_boxes: (n, 4) XYXY in image pixels.
-        roi_lab: (n, 3, M, M) LAB colours sampled on each RoI's grid.
+        resolution: M.
+        roi_lab: (n, 3, M, M) LAB colours sampled on each RoI's grid (colour losses only).
+        point_coords: (n, P, 2) the matched GT's labelled points in image pixels, with
+        point_labels: (n, P) (point losses only).
     """
 
-    def __init__(self, proposal_boxes: torch.Tensor, gt_boxes: torch.Tensor, roi_lab: torch.Tensor,
-                 iteration: int = 0):
+    def __init__(self, proposal_boxes: torch.Tensor, gt_boxes: torch.Tensor, resolution: int,
+                 roi_lab: torch.Tensor = None, point_coords: torch.Tensor = None,
+                 point_labels: torch.Tensor = None, iteration: int = 0):
         self.proposal_boxes = proposal_boxes
         self.gt_boxes = gt_boxes
+        self.resolution = resolution
         self.roi_lab = roi_lab
-        self.resolution = roi_lab.shape[-1]
+        self.point_coords = point_coords
+        self.point_labels = point_labels
         self.stride = 1
         self.iteration = iteration
 
     def __len__(self):
         return len(self.gt_boxes)
 
+    def _to_unit_roi(self, xy: torch.Tensor) -> torch.Tensor:
+        """(n, K, 2) image pixels -> each RoI's [0, 1]^2 frame."""
+        x0, y0, x1, y1 = self.proposal_boxes[:, None].unbind(dim=2)
+        origin = torch.stack([x0, y0], dim=2)
+        size = torch.stack([(x1 - x0), (y1 - y0)], dim=2).clamp(min=1e-3)
+        return (xy - origin) / size
+
     def boxes(self) -> torch.Tensor:
-        m = self.resolution
-        x0, y0, x1, y1 = self.proposal_boxes.unbind(dim=1)
-        scale = torch.stack([m / (x1 - x0).clamp(min=1e-3), m / (y1 - y0).clamp(min=1e-3)] * 2, dim=1)
-        origin = torch.stack([x0, y0, x0, y0], dim=1)
-        return ((self.gt_boxes - origin) * scale).clamp(min=0, max=m)
+        corners = self.gt_boxes.view(-1, 2, 2)
+        return (self._to_unit_roi(corners).view(-1, 4) * self.resolution).clamp(min=0, max=self.resolution)
+
+    def points(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Points outside the proposal box are ignored: the RoI's logits do not see them."""
+        if self.point_coords is None:
+            raise ValueError("this mask loss needs labelled points, but the data view has none "
+                             "(use a point view such as shapes_point)")
+        coords = self._to_unit_roi(self.point_coords)
+        inside = ((coords >= 0) & (coords <= 1)).all(dim=2)
+        return coords, torch.where(inside, self.point_labels, torch.full_like(self.point_labels, -1.0))
 
     def color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        if self.roi_lab is None:
+            raise ValueError("colour losses in a RoI head need MODEL.ROI_HEADS.NAME BoxSupervisedROIHeads "
+                             "(it samples each RoI's colours)")
         n, _, m, _ = self.roi_lab.shape
         valid = torch.ones((n, 1, m, m), dtype=torch.bool, device=self.roi_lab.device)
         return color_similarity(self.roi_lab, size, dilation), valid_edges(valid, size, dilation)
+
+
+def _cat_colors(instances: List[Instances]):
+    """Each RoI's LAB colours over the batch, or None when they were not sampled."""
+    if not instances or not all(inst.has("roi_lab") for inst in instances):
+        return None
+    return cat([inst.roi_lab for inst in instances])
+
+
+def _cat_points(instances: List[Instances]):
+    """(coords (R, P, 2), labels (R, P)) of the RoIs' matched GTs, or (None, None) when a
+    RoI's image has no points (images without foreground RoIs contribute nothing)."""
+    with_fg = [inst for inst in instances if len(inst)]
+    if not with_fg or not all(inst.has("gt_point_coords") for inst in with_fg):
+        return None, None
+    coords, labels = pad_points([inst.gt_point_coords for inst in with_fg],
+                                [inst.gt_point_labels for inst in with_fg])
+    return cat(coords), cat(labels)
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -109,7 +150,10 @@ class BoxSupervisedMaskRCNNHead(MaskRCNNConvUpsampleHead):
     """Mask R-CNN's conv-upsample mask head trained by ``MODEL.ROI_MASK_HEAD.MASK_LOSSES`` (boxes only).
 
     Needs ``BoxSupervisedROIHeads`` (for ``roi_lab``) when a colour loss is configured.
+    Subclasses widen ``ALLOWED_LABELS`` (the annotations its losses may read).
     """
+
+    ALLOWED_LABELS = ("boxes",)
 
     @configurable
     def __init__(self, input_shape: ShapeSpec, *, mask_losses, **kwargs):
@@ -120,7 +164,7 @@ class BoxSupervisedMaskRCNNHead(MaskRCNNConvUpsampleHead):
     @classmethod
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
-        losses = build_mask_losses(cfg, cfg.MODEL.ROI_MASK_HEAD.MASK_LOSSES, allowed_labels=("boxes",))
+        losses = build_mask_losses(cfg, cfg.MODEL.ROI_MASK_HEAD.MASK_LOSSES, allowed_labels=cls.ALLOWED_LABELS)
         for loss in losses:
             if getattr(loss, "NEEDS_FULL_IMAGE", False):
                 raise ValueError(f"{type(loss).__name__} needs full-image logits; it cannot run in a RoI head")
@@ -139,16 +183,25 @@ class BoxSupervisedMaskRCNNHead(MaskRCNNConvUpsampleHead):
         if not self.training:
             mask_rcnn_inference(x, instances)
             return instances
-        if not all(inst.has("roi_lab") for inst in instances):
-            raise ValueError("BoxSupervisedMaskRCNNHead needs MODEL.ROI_HEADS.NAME BoxSupervisedROIHeads")
-        if x.shape[1] == 1 or x.shape[0] == 0:
-            logits = x[:, :1]
+        # images without GT have no foreground RoIs, and no gt_* fields to concatenate
+        with_fg = [inst for inst in instances if len(inst)]
+        if not with_fg:
+            # every loss returns its zero (connected to the graph) for zero instances
+            empty = RoIFrameInputs(x.new_zeros((0, 4)), x.new_zeros((0, 4)), x.shape[-1])
+            return self._losses(x[:, :1], empty)
+        if x.shape[1] == 1:
+            logits = x
         else:
-            classes = cat([inst.gt_classes for inst in instances])
+            classes = cat([inst.gt_classes for inst in with_fg])
             logits = x[torch.arange(x.shape[0], device=x.device), classes][:, None]
-        inputs = RoIFrameInputs(cat([inst.proposal_boxes.tensor for inst in instances]),
-                                cat([inst.gt_boxes.tensor for inst in instances]),
-                                cat([inst.roi_lab for inst in instances]), iteration=get_event_storage().iter)
+        point_coords, point_labels = _cat_points(with_fg)
+        inputs = RoIFrameInputs(cat([inst.proposal_boxes.tensor for inst in with_fg]),
+                                cat([inst.gt_boxes.tensor for inst in with_fg]), x.shape[-1],
+                                roi_lab=_cat_colors(with_fg), point_coords=point_coords,
+                                point_labels=point_labels, iteration=get_event_storage().iter)
+        return self._losses(logits, inputs)
+
+    def _losses(self, logits: torch.Tensor, inputs: RoIFrameInputs) -> Dict[str, torch.Tensor]:
         losses = {}
         for loss in self.mask_losses:
             losses.update({k: v * self.loss_weight for k, v in loss(logits, inputs).items()})

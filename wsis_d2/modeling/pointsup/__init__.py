@@ -1,0 +1,3 @@
+from .pointsup import PointSupCondInst, PointSupMaskRCNNHead
+
+__all__ = ["PointSupCondInst", "PointSupMaskRCNNHead"]
