@@ -105,6 +105,31 @@ def test_roi_frame_maps_the_gt_box_into_the_grid():
         without_colors.color_graph(3, 2)
 
 
+def test_roi_context_ring_anchors_the_box_filled_mask_to_background():
+    from wsis_d2.modeling.losses import pairwise_color_loss
+    from wsis_d2.modeling.roi_heads import RoIFrameInputs
+
+    # 4 x 4 RoI grid on a 4 x 4 px proposal, 1 context cell (3 x 3 edges at dilation 1), uniform colour
+    proposal = torch.tensor([[10.0, 10.0, 14.0, 14.0]])
+    inputs = RoIFrameInputs(proposal, proposal.clone(), 4, roi_lab=torch.zeros((1, 3, 6, 6)))
+    box_filled = torch.full((1, 1, 4, 4), 10.0)
+    logits, in_box = inputs.graph_logits(box_filled)
+    assert logits.shape == (1, 1, 6, 6) and in_box[0, 0].sum() == 16 and in_box[0, 0, 1:5, 1:5].all()
+    sim, valid = inputs.color_graph(3, 1)
+    loss = pairwise_color_loss(logits, (sim >= 0.3) & valid, in_box, 3, 1)
+    # 128 edges start in the box: 84 stay inside (both ends fg), 44 reach the background ring
+    p = torch.sigmoid(torch.tensor(10.0))
+    inside = -torch.log(p * p + (1 - p) * (1 - p))
+    crossing = -torch.log(1 - p)
+    assert loss.item() == pytest.approx(((84 * inside + 44 * crossing) / 128).item(), rel=1e-4)
+    # a GT box reaching 2 px beyond the proposal on the right: those context cells are unknown
+    wider = RoIFrameInputs(proposal, torch.tensor([[10.0, 10.0, 16.0, 14.0]]), 4, roi_lab=torch.zeros((1, 3, 6, 6)))
+    _, valid = wider.color_graph(3, 1)
+    right = 4  # neighbour offset (0, +1)
+    assert not valid[0, right, 1:5, 4].any() and valid[0, right, 1:5, 3].all()
+    assert valid[0, 1, 1, 1:5].all()  # edges up into the ring (outside the GT box) count
+
+
 def test_box_supervised_roi_head_edge_cases(tiny_shapes):
     cfg = small_config("BoxInst/MaskRCNN_R18_shapes.yaml", train="tiny_box")
     head = Trainer.build_model(cfg).roi_heads.mask_head

@@ -78,6 +78,14 @@ class MaskLossInputs:
         """(n, h, w) share of each logit cell inside the instance's GT box."""
         return box_masks(self.boxes(), h, w, self.stride)
 
+    def graph_logits(self, mask_logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The logits on the colour graph's grid and (n, 1, H, W) bool: cell inside the GT box.
+
+        Full-image logits are their own grid; a frame whose graph reaches beyond
+        the logits (a RoI's context) extends them there.
+        """
+        return mask_logits, self.box_masks(*mask_logits.shape[-2:])[:, None] >= 0.5
+
 
 class ImageFrameInputs(MaskLossInputs):
     """Full-image logits at ``stride`` on the padded batch (CondInst and its weak variants).

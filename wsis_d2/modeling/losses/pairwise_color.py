@@ -54,7 +54,7 @@ class PairwiseColorLoss(nn.Module):
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
         if mask_logits.shape[0] == 0:
             return {"loss_pairwise": mask_logits.sum() * 0}
+        logits, in_box = inputs.graph_logits(mask_logits)
         edges = inputs.similar_edges(self.size, self.dilation, self.color_thresh)
-        in_box = inputs.box_masks(*mask_logits.shape[-2:])[:, None] >= 0.5
-        loss = pairwise_color_loss(mask_logits, edges, in_box, self.size, self.dilation)
+        loss = pairwise_color_loss(logits, edges, in_box, self.size, self.dilation)
         return {"loss_pairwise": self.weight * self.warmup_factor(inputs.iteration) * loss}

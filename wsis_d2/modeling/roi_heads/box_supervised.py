@@ -7,7 +7,13 @@ mask logits per RoI; here they are trained from the matched GT box alone:
 - ``ProjectionLoss``: the GT box is mapped into the RoI's M x M grid and the
   logits' projections must match its projections;
 - ``PairwiseColorLoss``: the image's LAB colours are sampled with ROIAlign on
-  the same M x M grid, and the colour graph is built there.
+  the same grid, extended by a context ring of ``c`` cells (the reach of an
+  edge) around the RoI, and the colour graph is built there. Context cells
+  outside the GT box are known background (a fixed, very negative logit), so
+  an edge from a cell inside the box to similar-coloured background outside it
+  pulls that cell to background, as the image border of BoxInst's full-image
+  graph does. Context cells inside the GT box are unknown: their edges do not
+  count. Without that ring, the box-filled mask satisfies both losses.
 
 ``BoxSupervisedROIHeads`` attaches each sampled proposal's LAB colours
 (``roi_lab``) before the mask head runs; ``BoxSupervisedMaskRCNNHead`` is
@@ -17,6 +23,7 @@ Inference is detectron2's, unchanged.
 from typing import Dict, List, Tuple
 
 import torch
+import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec, cat
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, ROI_MASK_HEAD_REGISTRY, StandardROIHeads
@@ -26,8 +33,13 @@ from detectron2.utils.events import get_event_storage
 from torchvision.ops import roi_align
 
 from ..losses import MaskLossInputs, build_mask_losses
+from ..losses.box_targets import box_masks
 from ..losses.inputs import pad_points
 from ..losses.pairwise import color_similarity, rgb_to_lab, to_rgb, valid_edges
+
+
+# Logit given to context cells known to be background (sigmoid ~ 1e-13).
+BACKGROUND_LOGIT = -30.0
 
 
 class RoIFrameInputs(MaskLossInputs):
@@ -36,7 +48,8 @@ class RoIFrameInputs(MaskLossInputs):
     Args:
         proposal_boxes, gt_boxes: (n, 4) XYXY in image pixels.
         resolution: M.
-        roi_lab: (n, 3, M, M) LAB colours sampled on each RoI's grid (colour losses only).
+        roi_lab: (n, 3, M + 2c, M + 2c) LAB colours sampled on each RoI's grid extended by
+            c context cells on every side (colour losses only).
         point_coords: (n, P, 2) the matched GT's labelled points in image pixels, with
         point_labels: (n, P) (point losses only).
     """
@@ -48,6 +61,7 @@ class RoIFrameInputs(MaskLossInputs):
         self.gt_boxes = gt_boxes
         self.resolution = resolution
         self.roi_lab = roi_lab
+        self.context = 0 if roi_lab is None else (roi_lab.shape[-1] - resolution) // 2
         self.point_coords = point_coords
         self.point_labels = point_labels
         self.stride = 1
@@ -63,9 +77,14 @@ class RoIFrameInputs(MaskLossInputs):
         size = torch.stack([(x1 - x0), (y1 - y0)], dim=2).clamp(min=1e-3)
         return (xy - origin) / size
 
+    def _gt_box_cells(self, context: int) -> torch.Tensor:
+        """(n, 4) GT boxes in cells of the grid extended by ``context`` cells, clipped to it."""
+        m = self.resolution
+        cells = self._to_unit_roi(self.gt_boxes.view(-1, 2, 2)).view(-1, 4) * m + context
+        return cells.clamp(min=0, max=m + 2 * context)
+
     def boxes(self) -> torch.Tensor:
-        corners = self.gt_boxes.view(-1, 2, 2)
-        return (self._to_unit_roi(corners).view(-1, 4) * self.resolution).clamp(min=0, max=self.resolution)
+        return self._gt_box_cells(0)
 
     def points(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Points outside the proposal box are ignored: the RoI's logits do not see them."""
@@ -76,13 +95,24 @@ class RoIFrameInputs(MaskLossInputs):
         inside = ((coords >= 0) & (coords <= 1)).all(dim=2)
         return coords, torch.where(inside, self.point_labels, torch.full_like(self.point_labels, -1.0))
 
+    def _in_gt_box(self) -> torch.Tensor:
+        """(n, 1, M + 2c, M + 2c) bool: cell of the extended grid mostly inside the GT box."""
+        g = self.resolution + 2 * self.context
+        return box_masks(self._gt_box_cells(self.context), g, g, 1)[:, None] >= 0.5
+
+    def graph_logits(self, mask_logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        c = self.context
+        return F.pad(mask_logits, (c, c, c, c), value=BACKGROUND_LOGIT), self._in_gt_box()
+
     def color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """On the extended grid: cells of the RoI and context cells outside the GT box take part."""
         if self.roi_lab is None:
             raise ValueError("colour losses in a RoI head need MODEL.ROI_HEADS.NAME BoxSupervisedROIHeads "
                              "(it samples each RoI's colours)")
-        n, _, m, _ = self.roi_lab.shape
-        valid = torch.ones((n, 1, m, m), dtype=torch.bool, device=self.roi_lab.device)
-        return color_similarity(self.roi_lab, size, dilation), valid_edges(valid, size, dilation)
+        c, m = self.context, self.resolution
+        known = ~self._in_gt_box()
+        known[:, :, c: c + m, c: c + m] = True
+        return color_similarity(self.roi_lab, size, dilation), valid_edges(known, size, dilation)
 
 
 def _cat_colors(instances: List[Instances]):
@@ -105,29 +135,39 @@ def _cat_points(instances: List[Instances]):
 
 @ROI_HEADS_REGISTRY.register()
 class BoxSupervisedROIHeads(StandardROIHeads):
-    """``StandardROIHeads`` that, in training, gives each sampled proposal its RoI's LAB colours."""
+    """``StandardROIHeads`` that, in training, gives each sampled proposal its RoI's LAB colours
+    (``roi_lab``: (R, 3, M + 2c, M + 2c), the mask grid plus c context cells per side)."""
 
     @configurable
     def __init__(self, *, pixel_mean: List[float], pixel_std: List[float], input_format: str,
-                 mask_resolution: int, **kwargs):
+                 mask_resolution: int, context_cells: int, **kwargs):
         super().__init__(**kwargs)
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, -1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(1, -1, 1, 1), False)
         self.input_format = input_format
         self.mask_resolution = mask_resolution
+        self.context_cells = context_cells
 
     @classmethod
     def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
         ret = super().from_config(cfg, input_shape)
         ret.update(pixel_mean=cfg.MODEL.PIXEL_MEAN, pixel_std=cfg.MODEL.PIXEL_STD, input_format=cfg.INPUT.FORMAT,
-                   mask_resolution=2 * cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION)
+                   mask_resolution=2 * cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION,
+                   # an edge reaches (SIZE // 2) * DILATION cells: the context ring's width
+                   context_cells=(cfg.MODEL.BOXINST.PAIRWISE.SIZE // 2) * cfg.MODEL.BOXINST.PAIRWISE.DILATION)
         return ret
 
     def _attach_roi_colors(self, images: ImageList, proposals: List[Instances]) -> None:
         rgb = to_rgb(images.tensor * self.pixel_std + self.pixel_mean, self.input_format) / 255.0
         lab = rgb_to_lab(rgb.clamp(0, 1))
-        rois = roi_align(lab, [p.proposal_boxes.tensor for p in proposals], output_size=self.mask_resolution,
-                         spatial_scale=1.0, sampling_ratio=2, aligned=True)
+        m, c = self.mask_resolution, self.context_cells
+        boxes = []
+        for p in proposals:
+            # grow each box by c cells of its own grid on every side
+            b = p.proposal_boxes.tensor
+            cell = torch.stack([b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]] * 2, dim=1) / m
+            boxes.append(b + cell * cell.new_tensor([-c, -c, c, c]))
+        rois = roi_align(lab, boxes, output_size=m + 2 * c, spatial_scale=1.0, sampling_ratio=2, aligned=True)
         for p, colors in zip(proposals, rois.split([len(p) for p in proposals])):
             p.roi_lab = colors
 
