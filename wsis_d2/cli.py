@@ -3,6 +3,8 @@
     wsis-d2 train --config-file configs/CondInst/R18_shapes.yaml [detectron2 train_net flags]
     wsis-d2 shapes [--root DIR] [--num-train N --num-val N --seed S]
     wsis-d2 configs
+    wsis-d2 autolabel --input BOXES.json --image-root DIR --backend box|grabcut|model [--output OUT.json]
+    wsis-d2 report [--results FILE.json ...] [--output-dir DIR]
     wsis-d2 views --input COCO.json --views box,point,semi_10 [--output-dir DIR --num-points 10 --seed 0]
 """
 import argparse
@@ -94,7 +96,90 @@ def _views(argv):
         raise SystemExit(f"error: {e}")
 
 
-COMMANDS = {"train": _train, "shapes": _shapes, "configs": _configs, "views": _views}
+def _autolabel(argv):
+    import json
+    import logging
+    import os
+    from pathlib import Path
+
+    from detectron2.utils.logger import setup_logger
+
+    from .autolabel import autolabel
+    from .data.checks import AnnotationError
+
+    parser = argparse.ArgumentParser(
+        prog="wsis-d2 autolabel",
+        description="Masks for the boxes (and points) of a COCO JSON: writes a new COCO JSON with RLE masks; "
+                    "never overwrites the input, nor an existing output unless --overwrite.")
+    parser.add_argument("--input", required=True, help="COCO instance JSON with boxes (optional points)")
+    parser.add_argument("--image-root", required=True, help="folder the images' file_name are relative to")
+    parser.add_argument("--backend", default="grabcut", help="box | grabcut | model (default grabcut)")
+    parser.add_argument("--output", default=None, help="default: <input stem>_<backend>.json beside the input")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (box, grabcut)")
+    parser.add_argument("--skip-bad", action="store_true", help="log bad images/annotations and go on")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.add_argument("--grabcut-iters", type=int, default=5)
+    parser.add_argument("--config-file", help="model backend: the trained model's config")
+    parser.add_argument("--weights", help="model backend: its checkpoint")
+    parser.add_argument("--fallback", default="grabcut", help="model backend: for unmatched boxes (box | grabcut)")
+    parser.add_argument("--match-iou", type=float, default=0.5, help="model backend: box IoU to match")
+    args = parser.parse_args(argv)
+    setup_logger(name="wsis_d2", abbrev_name="wsis")
+    logging.getLogger("wsis_d2").setLevel(logging.INFO)
+
+    src = Path(args.input)
+    out = Path(args.output) if args.output else src.with_name(f"{src.stem}_{args.backend}.json")
+    if not src.is_file():
+        parser.error(f"{src}: no such file")
+    if out.resolve() == src.resolve():
+        parser.error(f"{out}: would overwrite the input; choose another --output")
+    if out.exists() and not args.overwrite:
+        parser.error(f"{out} exists; pass --overwrite to replace it")
+    options = {"grabcut": {"iterations": args.grabcut_iters}, "box": {}}.get(args.backend, {})
+    if args.backend == "model":
+        if not (args.config_file and args.weights):
+            parser.error("the model backend needs --config-file and --weights")
+        options = {"config_file": args.config_file, "weights": args.weights, "fallback": args.fallback,
+                   "match_iou": args.match_iou}
+    try:
+        coco = json.loads(src.read_text())
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"error: {src}: not valid JSON ({e})")
+    try:
+        labelled, stats = autolabel(coco, str(src), args.image_root, args.backend, options, workers=args.workers,
+                                    skip_bad=args.skip_bad)
+    except (AnnotationError, KeyError) as e:
+        raise SystemExit(f"error: {e}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(labelled))
+    iou = stats["mean_iou_vs_input_masks"]
+    print(f"{stats['annotations']} masks for {stats['images']} images in {stats['seconds']} s "
+          f"({stats['images_per_s']} images/s), {stats['skipped']} skipped"
+          + (f", mean IoU vs the input's masks {iou}" if iou is not None else "") + f" -> {out}")
+
+
+def _report(argv):
+    from pathlib import Path
+
+    from .report import load_rows, write_report
+
+    parser = argparse.ArgumentParser(prog="wsis-d2 report",
+                                     description="Mask AP against annotation seconds per object: a table and a PNG.")
+    parser.add_argument("--results", nargs="*", default=None,
+                        help="benchmark result JSON files, oldest first (default: all of benchmarks/results/)")
+    parser.add_argument("--output-dir", default="output/report")
+    args = parser.parse_args(argv)
+    files = args.results or sorted(str(p) for p in Path("benchmarks/results").glob("????-??-??.json"))
+    if not files:
+        parser.error("no result files: pass --results or run from the repository root")
+    try:
+        paths = write_report(load_rows(files), args.output_dir)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    print(f"{len(paths['points'])} methods -> {paths['table']}, {paths['plot']}")
+
+
+COMMANDS = {"train": _train, "shapes": _shapes, "configs": _configs, "views": _views, "autolabel": _autolabel, "report": _report}
 
 
 def main(argv=None):

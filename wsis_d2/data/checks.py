@@ -6,7 +6,7 @@ torch several minutes into training.
 """
 import math
 import os
-from typing import Optional
+from typing import Dict, Optional
 
 
 class AnnotationError(ValueError):
@@ -69,6 +69,61 @@ def _check_points(ann: dict, x0, y0, x1, y1, where: str) -> None:
             )
 
 
+def check_image(img: dict, json_file: str, image_root: Optional[str]) -> None:
+    """One image entry: id, file name (existing under ``image_root`` when given), positive size."""
+    where = f"{json_file}: image id {img.get('id')}"
+    for field in ("id", "file_name", "height", "width"):
+        if field not in img:
+            raise AnnotationError(f"{where}: field '{field}' is missing")
+    if not (_is_number(img["height"]) and _is_number(img["width"]) and img["height"] > 0 and img["width"] > 0):
+        raise AnnotationError(f"{where}: fields 'height'/'width' must be positive numbers")
+    if image_root is not None:
+        path = os.path.join(image_root, img["file_name"])
+        if not os.path.isfile(path):
+            raise AnnotationError(f"{where}: field 'file_name' points to a missing image file {path}")
+
+
+def check_annotation(ann: dict, images: Dict[int, dict], category_ids: set, json_file: str) -> None:
+    """One annotation, against the file's images (by id) and category ids."""
+    where = f"{json_file}: annotation id {ann.get('id')}"
+    image = images.get(ann.get("image_id"))
+    if image is None:
+        raise AnnotationError(f"{where}: field 'image_id' = {ann.get('image_id')!r} is not an image id of this file")
+    where += f" (image {image['file_name']})"
+    if ann.get("category_id") not in category_ids:
+        raise AnnotationError(f"{where}: field 'category_id' = {ann.get('category_id')!r} is not one of "
+                              f"the categories {sorted(category_ids)}")
+    if ann.get("iscrowd", 0) not in (0, 1):
+        raise AnnotationError(f"{where}: field 'iscrowd' must be 0 or 1")
+    bbox = ann.get("bbox")
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
+        raise AnnotationError(f"{where}: field 'bbox' must be [x, y, width, height] numbers, got {bbox!r}")
+    x, y, w, h = bbox
+    if w <= 0 or h <= 0:
+        raise AnnotationError(f"{where}: field 'bbox' = {bbox} has width or height <= 0")
+    t = BOX_TOLERANCE_PX
+    if x < -t or y < -t or x + w > image["width"] + t or y + h > image["height"] + t:
+        raise AnnotationError(
+            f"{where}: field 'bbox' = {bbox} lies outside the {image['width']}x{image['height']} image"
+        )
+    if "segmentation" in ann:
+        _check_segmentation(ann["segmentation"], image, where)
+    _check_points(ann, x, y, x + w, y + h, where)
+
+
+def check_top_level(coco: dict, json_file: str) -> set:
+    """The required top-level lists and the categories; returns the category ids."""
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(coco.get(key), list):
+            raise AnnotationError(f"{json_file}: top-level field '{key}' is missing or not a list")
+    category_ids = set()
+    for cat in coco["categories"]:
+        if "id" not in cat or "name" not in cat:
+            raise AnnotationError(f"{json_file}: a category lacks 'id' or 'name': {cat}")
+        category_ids.add(cat["id"])
+    return category_ids
+
+
 def check_coco_instances(coco: dict, json_file: str, image_root: Optional[str]) -> None:
     """Check a loaded COCO instance dict; raise :class:`AnnotationError` on the first problem.
 
@@ -79,51 +134,9 @@ def check_coco_instances(coco: dict, json_file: str, image_root: Optional[str]) 
     and points inside its box with labels in {0, 1} when present. Images
     without annotations are fine.
     """
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(coco.get(key), list):
-            raise AnnotationError(f"{json_file}: top-level field '{key}' is missing or not a list")
-    category_ids = set()
-    for cat in coco["categories"]:
-        if "id" not in cat or "name" not in cat:
-            raise AnnotationError(f"{json_file}: a category lacks 'id' or 'name': {cat}")
-        category_ids.add(cat["id"])
-
-    images = {}
+    category_ids = check_top_level(coco, json_file)
     for img in coco["images"]:
-        where = f"{json_file}: image id {img.get('id')}"
-        for field in ("id", "file_name", "height", "width"):
-            if field not in img:
-                raise AnnotationError(f"{where}: field '{field}' is missing")
-        if not (_is_number(img["height"]) and _is_number(img["width"]) and img["height"] > 0 and img["width"] > 0):
-            raise AnnotationError(f"{where}: fields 'height'/'width' must be positive numbers")
-        if image_root is not None:
-            path = os.path.join(image_root, img["file_name"])
-            if not os.path.isfile(path):
-                raise AnnotationError(f"{where}: field 'file_name' points to a missing image file {path}")
-        images[img["id"]] = img
-
+        check_image(img, json_file, image_root)
+    images = {img["id"]: img for img in coco["images"]}
     for ann in coco["annotations"]:
-        where = f"{json_file}: annotation id {ann.get('id')}"
-        image = images.get(ann.get("image_id"))
-        if image is None:
-            raise AnnotationError(f"{where}: field 'image_id' = {ann.get('image_id')!r} is not an image id of this file")
-        where += f" (image {image['file_name']})"
-        if ann.get("category_id") not in category_ids:
-            raise AnnotationError(f"{where}: field 'category_id' = {ann.get('category_id')!r} is not one of "
-                                  f"the categories {sorted(category_ids)}")
-        if ann.get("iscrowd", 0) not in (0, 1):
-            raise AnnotationError(f"{where}: field 'iscrowd' must be 0 or 1")
-        bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
-            raise AnnotationError(f"{where}: field 'bbox' must be [x, y, width, height] numbers, got {bbox!r}")
-        x, y, w, h = bbox
-        if w <= 0 or h <= 0:
-            raise AnnotationError(f"{where}: field 'bbox' = {bbox} has width or height <= 0")
-        t = BOX_TOLERANCE_PX
-        if x < -t or y < -t or x + w > image["width"] + t or y + h > image["height"] + t:
-            raise AnnotationError(
-                f"{where}: field 'bbox' = {bbox} lies outside the {image['width']}x{image['height']} image"
-            )
-        if "segmentation" in ann:
-            _check_segmentation(ann["segmentation"], image, where)
-        _check_points(ann, x, y, x + w, y + h, where)
+        check_annotation(ann, images, category_ids, json_file)

@@ -60,8 +60,36 @@ def _load_shapes_view(view: str, root: str, name: str):
     return load_checked_coco_json(files[view], root, name)
 
 
+# Pseudo-label views: masks made by an autolabel backend from the box view (no GT mask read).
+SHAPES_PSEUDO_BACKENDS = ("box", "grabcut")
+
+
+def ensure_pseudo_view(root: str, backend: str) -> str:
+    """``annotations/train_pseudo_<backend>.json`` of the shapes data, made from ``train_box.json`` on first use."""
+    from ..autolabel import autolabel
+
+    files = ensure_shapes(root)
+    path = os.path.join(root, "annotations", f"train_pseudo_{backend}.json")
+    if not os.path.isfile(path):
+        logger.info("Making shapes pseudo masks with the %r backend from %s ...", backend, files["box"])
+        with open(files["box"]) as f:
+            coco = json.load(f)
+        labelled, stats = autolabel(coco, files["box"], root, backend, workers=os.cpu_count() or 1, progress=False)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(labelled, f)
+        os.replace(tmp, path)
+        logger.info("%d pseudo masks at %.1f images/s -> %s", stats["annotations"], stats["images_per_s"], path)
+    return path
+
+
+def _load_shapes_pseudo_view(backend: str, root: str, name: str):
+    return load_checked_coco_json(ensure_pseudo_view(root, backend), root, name)
+
+
 def register_shapes(root: str = None, prefix: str = "shapes") -> None:
-    """Register ``<prefix>_{full,box,point,semi_<p>,val}`` for the shapes data in ``root``.
+    """Register ``<prefix>_{full,box,point,semi_<p>,val}`` and ``<prefix>_pseudo_{box,grabcut}``
+    for the shapes data in ``root``.
 
     The data is generated on first use (when the dataset is first loaded), not
     at registration, so importing wsis_d2 writes nothing.
@@ -78,6 +106,16 @@ def register_shapes(root: str = None, prefix: str = "shapes") -> None:
         MetadataCatalog.get(name).set(
             json_file=os.path.join(root, "annotations", json_name), image_root=root,
             evaluator_type="coco", thing_classes=thing_classes, supervision=view,
+        )
+    for backend in SHAPES_PSEUDO_BACKENDS:
+        name = f"{prefix}_pseudo_{backend}"
+        if name in DatasetCatalog.list():
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        DatasetCatalog.register(name, lambda b=backend, n=name: _load_shapes_pseudo_view(b, root, n))
+        MetadataCatalog.get(name).set(
+            json_file=os.path.join(root, "annotations", f"train_pseudo_{backend}.json"), image_root=root,
+            evaluator_type="coco", thing_classes=thing_classes, supervision=f"pseudo_{backend}",
         )
 
 
@@ -121,4 +159,7 @@ def prepare_datasets(cfg) -> None:
     if any(n.startswith("shapes_") for n in names):
         if comm.is_main_process():
             ensure_shapes(root)
+            for backend in SHAPES_PSEUDO_BACKENDS:
+                if f"shapes_pseudo_{backend}" in names:
+                    ensure_pseudo_view(root, backend)
         comm.synchronize()

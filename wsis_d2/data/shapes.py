@@ -36,6 +36,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 from tqdm import tqdm
 
+from .rle import encode_mask
 from .views import sample_box_points
 
 logger = logging.getLogger(__name__)
@@ -201,13 +202,6 @@ def render_image(rng: np.random.Generator, height: int, width: int, max_objects:
     canvas += rng.normal(0, 5, size=canvas.shape)
     image = np.clip(canvas, 0, 255).astype(np.uint8)
     return image, list(zip(categories, masks))
-
-
-def encode_mask(mask: np.ndarray) -> dict:
-    """Compressed COCO RLE of a bool (H, W) mask, JSON-serialisable."""
-    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
 
 
 def _generate_split(root: Path, split: str, num_images: int, seed: int, num_points: int,

@@ -18,6 +18,8 @@ from typing import Sequence
 import numpy as np
 import pycocotools.mask as mask_util
 
+from .rle import decode
+
 MASK_KEYS = ("segmentation",)
 POINT_KEYS = ("point_coords", "point_labels")
 
@@ -94,14 +96,7 @@ def add_points(coco: dict, num_points: int = 10, seed: int = 0) -> dict:
         segm = a.get("segmentation")
         if not segm:
             raise ValueError(f"annotation id {a.get('id')} has no 'segmentation' to label points from")
-        h, w = sizes[a["image_id"]]
-        if isinstance(segm, list):
-            rle = mask_util.merge(mask_util.frPyObjects(segm, h, w))
-        elif isinstance(segm.get("counts"), list):
-            rle = mask_util.frPyObjects(segm, h, w)
-        else:
-            rle = segm
-        mask = mask_util.decode(rle).astype(bool)
+        mask = decode(segm, *sizes[a["image_id"]])
         rng = np.random.default_rng([seed, int(a["id"])])
         coords, labels = sample_box_points(mask, a["bbox"], num_points, rng)
         anns.append(dict(a, point_coords=coords, point_labels=labels))

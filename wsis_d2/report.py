@@ -1,0 +1,88 @@
+"""Label-cost report: mask AP (and ratio to full supervision) against annotation seconds per object.
+
+Annotation costs per object (seeded in METHODS.md):
+
+- full mask: 79.2 s (COCO's polygon masks; Bearman et al., ECCV 2016, as cited by PointSup);
+- box: 7 s (extreme clicking; Papadopoulos et al., ICCV 2017);
+- box + K points: 7 s + 0.8 s per point, so that box + 10 points = 15 s (PointSup,
+  Cheng et al., CVPR 2022: about 5x cheaper than masks);
+- semi_<p> (PointWSSIS-style views here: p % of images fully labelled, the rest box +
+  one point): the per-object mix of the above.
+
+Pseudo-label views (made from boxes by a program) cost what their boxes cost.
+"""
+import json
+import re
+from pathlib import Path
+from typing import Iterable, List
+
+MASK_SECONDS = 79.2
+BOX_SECONDS = 7.0
+POINT_SECONDS = 0.8
+
+
+def seconds_per_object(row: dict) -> float:
+    """Estimated annotation seconds per object of the labels a benchmark row trained on."""
+    view = row["train_set"].split("_", 1)[1] if "_" in row["train_set"] else row["train_set"]
+    if view == "full":
+        return MASK_SECONDS
+    if view == "box" or view.startswith("pseudo_"):
+        return BOX_SECONDS
+    if view == "point":
+        match = re.search(r"INPUT\.POINTS_PER_INSTANCE (\d+)", row.get("config", ""))
+        points = int(match.group(1)) if match and int(match.group(1)) > 0 else 10
+        return BOX_SECONDS + POINT_SECONDS * points
+    if view.startswith("semi_"):
+        share = float(view[len("semi_"):]) / 100.0
+        return share * MASK_SECONDS + (1 - share) * (BOX_SECONDS + POINT_SECONDS)
+    raise ValueError(f"row {row.get('method')!r}: no annotation cost known for train_set {row['train_set']!r}")
+
+
+def load_rows(files: Iterable[str]) -> List[dict]:
+    """Rows of benchmark result files; a method seen again in a later file replaces the earlier row."""
+    rows = {}
+    for path in files:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: cannot read benchmark results ({e})") from None
+        for row in data:
+            missing = [k for k in ("method", "train_set", "segm_AP", "preset") if k not in row]
+            if missing:
+                raise ValueError(f"{path}: row {row.get('method')!r} lacks field(s) {missing}")
+            rows[(row["method"], row["preset"])] = row
+    return list(rows.values())
+
+
+def write_report(rows: List[dict], out_dir: str) -> dict:
+    """Write ``label_cost.md`` and ``label_cost.png`` into ``out_dir``; return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = sorted(({**r, "seconds": seconds_per_object(r)} for r in rows), key=lambda r: (r["seconds"], r["method"]))
+    lines = ["| method | trained on | s/object | segm AP | ratio to full |", "|---|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['train_set']} | {r['seconds']:.1f} | {r['segm_AP']} | {r.get('ratio_to_full')} |"
+              for r in table]
+    md = out / "label_cost.md"
+    md.write_text("\n".join(lines) + "\n")
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    for ax, key, label in ((axes[0], "segm_AP", "mask AP"), (axes[1], "ratio_to_full", "ratio to full supervision")):
+        points = [(r["seconds"], r[key], r["method"]) for r in table if r.get(key) is not None]
+        ax.scatter([p[0] for p in points], [p[1] for p in points])
+        for x, y, name in points:
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("annotation seconds per object (log)")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("wsis-d2: mask quality against label cost")
+    fig.tight_layout()
+    png = out / "label_cost.png"
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return {"table": str(md), "plot": str(png), "points": [(r["method"], r["seconds"], r["segm_AP"]) for r in table]}
