@@ -164,3 +164,24 @@ def test_label_cost_report(tmp_path):
     bad.write_text(json.dumps([{"method": "x"}]))
     with pytest.raises(ValueError, match="lacks field"):
         load_rows([str(bad)])
+
+
+def test_model_backend_matches_predictions_to_boxes_one_to_one():
+    import torch
+    from detectron2.structures import Boxes, Instances
+
+    from wsis_d2.autolabel import ModelBackend
+
+    pred = Instances((20, 20), pred_boxes=Boxes(torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0]])),
+                     scores=torch.tensor([0.9, 0.8]), pred_masks=torch.ones((2, 20, 20), dtype=torch.bool))
+    pred.pred_masks[1, :5] = False  # tell the two predictions apart
+    backend = ModelBackend.__new__(ModelBackend)  # no checkpoint: a stub predictor
+    backend.predictor = lambda image: {"instances": pred}
+    backend.fallback, backend.match_iou, backend.score_thresh = BoxBackend(), 0.5, 0.05
+    backend.matched = backend.total = 0
+    boxes = np.array([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0], [12.0, 12.0, 18.0, 18.0]])
+    masks = backend(np.zeros((20, 20, 3), np.uint8), boxes)
+    assert masks[0].sum() == 100  # prediction 0, clipped to its box
+    assert masks[1][:5].sum() == 0 and masks[1].sum() == 9 * 5  # prediction 1 (rows 5..9 of its box)
+    assert (masks[2] == fill_box(boxes[2], 20, 20)).all()  # unmatched: the fallback's box
+    assert (backend.matched, backend.total) == (2, 3)

@@ -4,6 +4,8 @@
     wsis-d2 shapes [--root DIR] [--num-train N --num-val N --seed S]
     wsis-d2 configs
     wsis-d2 autolabel --input BOXES.json --image-root DIR --backend box|grabcut|model [--output OUT.json]
+    wsis-d2 convert --format instance-png --images DIR --masks DIR --output OUT.json [--category NAME]
+    wsis-d2 convert --format labelme --input DIR --output OUT.json
     wsis-d2 report [--results FILE.json ...] [--output-dir DIR]
     wsis-d2 views --input COCO.json --views box,point,semi_10 [--output-dir DIR --num-points 10 --seed 0]
 """
@@ -179,7 +181,48 @@ def _report(argv):
     print(f"{len(paths['points'])} methods -> {paths['table']}, {paths['plot']}")
 
 
-COMMANDS = {"train": _train, "shapes": _shapes, "configs": _configs, "views": _views, "autolabel": _autolabel, "report": _report}
+def _convert(argv):
+    import json
+    from pathlib import Path
+
+    from .convert import convert_instance_pngs, convert_labelme
+
+    parser = argparse.ArgumentParser(
+        prog="wsis-d2 convert",
+        description="Convert instance annotations to COCO (RLE masks) with a report of what was skipped and why. "
+                    "Then 'wsis-d2 views' makes box / point / semi views of the result.")
+    parser.add_argument("--format", required=True, choices=["instance-png", "labelme"])
+    parser.add_argument("--images", help="instance-png: image folder (file_name is relative to it)")
+    parser.add_argument("--masks", help="instance-png: folder of <stem>[_mask].png instance-id masks")
+    parser.add_argument("--category", default="object", help="instance-png: the objects' category name")
+    parser.add_argument("--input", help="labelme: folder of labelme JSON files beside their images")
+    parser.add_argument("--output", required=True, help="COCO JSON to write (never overwritten without --overwrite)")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        parser.error(f"{out} exists; pass --overwrite to replace it")
+    try:
+        if args.format == "instance-png":
+            if not (args.images and args.masks):
+                parser.error("instance-png needs --images and --masks")
+            coco, report = convert_instance_pngs(args.images, args.masks, args.category)
+        else:
+            if not args.input:
+                parser.error("labelme needs --input")
+            coco, report = convert_labelme(args.input)
+    except FileNotFoundError as e:
+        raise SystemExit(f"error: {e}")
+    coco["info"]["conversion"] = report.as_dict()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(coco))
+    for reason in report.skipped:
+        print(f"skipped: {reason}")
+    print(f"{len(coco['images'])} images, {len(coco['annotations'])} objects, {len(coco['categories'])} categories, "
+          f"{len(report.skipped)} skipped -> {out}")
+
+
+COMMANDS = {"train": _train, "shapes": _shapes, "configs": _configs, "views": _views, "autolabel": _autolabel, "report": _report, "convert": _convert}
 
 
 def main(argv=None):
