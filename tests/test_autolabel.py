@@ -122,6 +122,11 @@ def test_autolabel_bad_input_is_named_or_skipped(box_coco, tmp_path):
     labelled, stats = autolabel(coco, "mine.json", str(tmp_path), "box", skip_bad=True, progress=False)
     assert [a["id"] for a in labelled["annotations"]] == [10, 11]
     assert [img["id"] for img in labelled["images"]] == [1, 2] and stats["skipped"] == 2
+    # annotation ids repeated across images (or missing): each still gets its own image's mask
+    coco = json.loads(box_coco.read_text())
+    coco["annotations"][1]["id"] = 10
+    labelled, _ = autolabel(coco, "mine.json", str(tmp_path), "box", progress=False)
+    assert [a["area"] for a in labelled["annotations"]] == [38.0 * 38.0, 80.0]
     # an image whose size disagrees with the JSON
     coco = json.loads(box_coco.read_text())
     coco["images"][1]["width"] = 41
@@ -157,9 +162,14 @@ def test_label_cost_report(tmp_path):
                                ("condinst", 79.2, 30.0)]
     png = cv2.imread(paths["plot"])
     assert png is not None and png.shape[0] > 100
-    assert "| boxinst | shapes_box | 7.0 | 27.0 | 0.9 |" in open(paths["table"]).read()
+    assert "| boxinst | cpu | shapes_box | 7.0 | 27.0 | 0.9 |" in open(paths["table"]).read()
     with pytest.raises(ValueError, match="no annotation cost known"):
         seconds_per_object({"method": "x", "train_set": "shapes_scribble"})
+    assert seconds_per_object({"method": "x", "train_set": "coco_2017_train_point"}) == pytest.approx(15.0)
+    assert seconds_per_object({"method": "x", "train_set": "coco_2017_train"}) == 79.2
+    gpu = dict(rows[0], preset="gpu", segm_AP=35.0)
+    results.write_text(json.dumps(rows + [gpu]))
+    assert len(load_rows([str(results)], preset="gpu")) == 1 and len(load_rows([str(results)])) == 5
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"method": "x"}]))
     with pytest.raises(ValueError, match="lacks field"):

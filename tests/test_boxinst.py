@@ -128,6 +128,26 @@ def test_roi_context_ring_anchors_the_box_filled_mask_to_background():
     right = 4  # neighbour offset (0, +1)
     assert not valid[0, right, 1:5, 4].any() and valid[0, right, 1:5, 3].all()
     assert valid[0, 1, 1, 1:5].all()  # edges up into the ring (outside the GT box) count
+    # ring cells outside the image have no colour: their edges do not count either
+    in_image = torch.ones((1, 1, 6, 6), dtype=torch.bool)
+    in_image[:, :, 0, :] = False
+    clipped = RoIFrameInputs(proposal, proposal.clone(), 4, roi_lab=torch.zeros((1, 3, 6, 6)), roi_in_image=in_image)
+    _, valid = clipped.color_graph(3, 1)
+    assert not valid[0, 1, 1, 1:5].any() and valid[0, 6, 4, 1:5].all()
+
+
+def test_roi_colors_mark_ring_cells_outside_the_image(tiny_shapes):
+    from detectron2.structures import ImageList
+
+    cfg = small_config("BoxInst/MaskRCNN_R18_shapes.yaml", train="tiny_box")
+    heads = Trainer.build_model(cfg).roi_heads
+    images = ImageList(torch.zeros((1, 3, 64, 64)), [(40, 64)])  # rows 40.. are batch padding
+    proposals = [Instances((40, 64), proposal_boxes=Boxes(torch.tensor([[0.0, 12.0, 28.0, 40.0]])))]
+    heads._attach_roi_colors(images, proposals)
+    in_image = proposals[0].roi_in_image[0, 0]  # 32 x 32: 28 cells of 1 px + a 2-cell ring
+    assert proposals[0].roi_lab.shape == (1, 3, 32, 32) and in_image.shape == (32, 32)
+    assert not in_image[:, :2].any() and in_image[:, 2:].all(dim=1)[2:30].all()  # left ring: x < 0
+    assert not in_image[30:].any() and in_image[:30, 2:].all()  # bottom ring: y > 40 (padding)
 
 
 def test_box_supervised_roi_head_edge_cases(tiny_shapes):

@@ -4,6 +4,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 from pycocotools.coco import COCO
 
 from wsis_d2.cli import main as cli_main
@@ -20,10 +21,16 @@ def test_instance_pngs_of_a_real_photo(tmp_path):
     ids = np.zeros(data["masks"].shape[1:], np.uint8)
     for k, m in enumerate(data["masks"]):
         ids[m] = k + 1
-    cv2.imwrite(str(tmp_path / "PedMasks" / "voc_mask.png"), ids)
+    void = np.zeros_like(ids, bool)
+    void[0, :] = True  # VOC-style void (255) band: neither object nor background
+    ids[void] = 255
+    # a palette PNG, as VOC's SegmentationObject (OpenCV would read it as colours)
+    palette = Image.fromarray(ids, mode="P")
+    palette.putpalette([v for k in range(256) for v in (k * 7 % 256, k * 13 % 256, k * 29 % 256)])
+    palette.save(tmp_path / "PedMasks" / "voc_mask.png")
     cv2.imwrite(str(tmp_path / "PNGImages" / "unlabelled.png"), np.zeros((8, 8, 3), np.uint8))
     coco, report = convert_instance_pngs(str(tmp_path / "PNGImages"), str(tmp_path / "PedMasks"), "thing")
-    assert len(coco["images"]) == 1 and len(coco["annotations"]) == len(np.unique(ids)) - 1
+    assert len(coco["images"]) == 1 and len(coco["annotations"]) == len(np.unique(ids[~void])) - 1
     assert report.skipped and "unlabelled.png" in report.skipped[0] and "no mask" in report.skipped[0]
     check_coco_instances(coco, "converted", str(tmp_path / "PNGImages"))
     out = tmp_path / "voc.json"

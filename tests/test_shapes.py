@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import pycocotools.mask as mask_util
 from pycocotools.coco import COCO
 
@@ -91,6 +92,11 @@ def test_center_point_lies_on_the_mask_even_for_a_ring():
     r = np.hypot(yy - 10, xx - 10)
     ring = ((r <= 9) & (r >= 5)).astype(np.uint8)
     rle = mask_util.encode(np.asfortranarray(ring))
-    x, y = center_point(rle)
+    x, y = center_point(rle, 21, 21)
     assert ring[int(y), int(x)] == 1
     assert abs(np.hypot(x - 10.5, y - 10.5) - 5) < 1.5  # nearest ring pixel to the (empty) centre
+    # COCO polygons work too (a square), and an empty mask is an error, not a crash
+    x, y = center_point([[2.0, 2.0, 8.0, 2.0, 8.0, 8.0, 2.0, 8.0]], 21, 21)
+    assert 4 <= x <= 6 and 4 <= y <= 6
+    with pytest.raises(ValueError, match="empty"):
+        center_point(mask_util.encode(np.zeros((4, 4), np.uint8, order="F")), 4, 4)

@@ -170,12 +170,16 @@ def _report(argv):
     parser.add_argument("--results", nargs="*", default=None,
                         help="benchmark result JSON files, oldest first (default: all of benchmarks/results/)")
     parser.add_argument("--output-dir", default="output/report")
+    parser.add_argument("--preset", default="cpu", help="benchmark preset to report (cpu | gpu)")
     args = parser.parse_args(argv)
     files = args.results or sorted(str(p) for p in Path("benchmarks/results").glob("????-??-??.json"))
     if not files:
         parser.error("no result files: pass --results or run from the repository root")
     try:
-        paths = write_report(load_rows(files), args.output_dir)
+        rows = load_rows(files, args.preset)
+        if not rows:
+            raise ValueError(f"no rows of preset {args.preset!r} in {files}")
+        paths = write_report(rows, args.output_dir)
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     print(f"{len(paths['points'])} methods -> {paths['table']}, {paths['plot']}")
@@ -195,6 +199,7 @@ def _convert(argv):
     parser.add_argument("--images", help="instance-png: image folder (file_name is relative to it)")
     parser.add_argument("--masks", help="instance-png: folder of <stem>[_mask].png instance-id masks")
     parser.add_argument("--category", default="object", help="instance-png: the objects' category name")
+    parser.add_argument("--ignore-value", type=int, default=255, help="instance-png: void mask value (-1: none)")
     parser.add_argument("--input", help="labelme: folder of labelme JSON files beside their images")
     parser.add_argument("--output", required=True, help="COCO JSON to write (never overwritten without --overwrite)")
     parser.add_argument("--overwrite", action="store_true")
@@ -206,7 +211,7 @@ def _convert(argv):
         if args.format == "instance-png":
             if not (args.images and args.masks):
                 parser.error("instance-png needs --images and --masks")
-            coco, report = convert_instance_pngs(args.images, args.masks, args.category)
+            coco, report = convert_instance_pngs(args.images, args.masks, args.category, args.ignore_value)
         else:
             if not args.input:
                 parser.error("labelme needs --input")

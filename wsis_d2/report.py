@@ -21,9 +21,20 @@ BOX_SECONDS = 7.0
 POINT_SECONDS = 0.8
 
 
+FULLY_LABELLED = ("coco_2017_train",)
+# the supervision view a dataset name ends with (shapes_box, coco_2017_train_point, ...)
+VIEW_SUFFIX = re.compile(r"(?:^|_)(full|box|point|pseudo_[a-z]+|semi_[\d.]+)$")
+
+
 def seconds_per_object(row: dict) -> float:
-    """Estimated annotation seconds per object of the labels a benchmark row trained on."""
-    view = row["train_set"].split("_", 1)[1] if "_" in row["train_set"] else row["train_set"]
+    """Estimated annotation seconds per object of the labels a benchmark row trained on.
+
+    The view is the end of the training set's name (detectron2's ``coco_2017_train`` is full).
+    """
+    match = VIEW_SUFFIX.search(row["train_set"])
+    if match is None and row["train_set"] not in FULLY_LABELLED:
+        raise ValueError(f"row {row.get('method')!r}: no annotation cost known for train_set {row['train_set']!r}")
+    view = match.group(1) if match else "full"
     if view == "full":
         return MASK_SECONDS
     if view == "box" or view.startswith("pseudo_"):
@@ -38,8 +49,9 @@ def seconds_per_object(row: dict) -> float:
     raise ValueError(f"row {row.get('method')!r}: no annotation cost known for train_set {row['train_set']!r}")
 
 
-def load_rows(files: Iterable[str]) -> List[dict]:
-    """Rows of benchmark result files; a method seen again in a later file replaces the earlier row."""
+def load_rows(files: Iterable[str], preset: str = None) -> List[dict]:
+    """Rows of benchmark result files (only ``preset``'s when given); a (method, preset) seen again in
+    a later file replaces the earlier row."""
     rows = {}
     for path in files:
         try:
@@ -50,7 +62,8 @@ def load_rows(files: Iterable[str]) -> List[dict]:
             missing = [k for k in ("method", "train_set", "segm_AP", "preset") if k not in row]
             if missing:
                 raise ValueError(f"{path}: row {row.get('method')!r} lacks field(s) {missing}")
-            rows[(row["method"], row["preset"])] = row
+            if preset is None or row["preset"] == preset:
+                rows[(row["method"], row["preset"])] = row
     return list(rows.values())
 
 
@@ -64,15 +77,17 @@ def write_report(rows: List[dict], out_dir: str) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = sorted(({**r, "seconds": seconds_per_object(r)} for r in rows), key=lambda r: (r["seconds"], r["method"]))
-    lines = ["| method | trained on | s/object | segm AP | ratio to full |", "|---|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['train_set']} | {r['seconds']:.1f} | {r['segm_AP']} | {r.get('ratio_to_full')} |"
-              for r in table]
+    lines = ["| method | preset | trained on | s/object | segm AP | ratio to full |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['preset']} | {r['train_set']} | {r['seconds']:.1f} | {r['segm_AP']} | "
+              f"{r.get('ratio_to_full')} |" for r in table]
+    several_presets = len({r["preset"] for r in table}) > 1
     md = out / "label_cost.md"
     md.write_text("\n".join(lines) + "\n")
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     for ax, key, label in ((axes[0], "segm_AP", "mask AP"), (axes[1], "ratio_to_full", "ratio to full supervision")):
-        points = [(r["seconds"], r[key], r["method"]) for r in table if r.get(key) is not None]
+        points = [(r["seconds"], r[key], f"{r['method']} ({r['preset']})" if several_presets else r["method"])
+                  for r in table if r.get(key) is not None]
         ax.scatter([p[0] for p in points], [p[1] for p in points])
         for x, y, name in points:
             ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)

@@ -16,6 +16,8 @@ from typing import Dict
 import cv2
 import numpy as np
 
+from ..data.pixels import pixel_span
+
 # name (as on the command line) -> backend class; add yours with @register_backend("name")
 AUTOLABEL_BACKENDS: Dict[str, type] = {}
 
@@ -33,16 +35,9 @@ logger = logging.getLogger(__name__)
 
 
 def box_pixel_ranges(box, height: int, width: int):
-    """Rows and columns whose pixel centres lie in the XYXY box, clipped to the image
-    (a box too thin to contain a centre keeps the row/column under its middle)."""
-    ranges = []
-    for lo, hi, size in ((box[1], box[3], height), (box[0], box[2], width)):
-        first = max(int(np.ceil(lo - 0.5)), 0)
-        last = min(int(np.floor(hi - 0.5)), size - 1)
-        if last < first:
-            first = last = min(max(int(np.floor((lo + hi) / 2.0)), 0), size - 1)
-        ranges.append((first, last + 1))
-    return ranges
+    """Rows (r0, r1) and columns (c0, c1) of the XYXY box (:func:`pixel_span`'s rule)."""
+    rows, cols = pixel_span(box[1], box[3], height), pixel_span(box[0], box[2], width)
+    return rows[:2], cols[:2]
 
 
 def fill_box(box, height: int, width: int) -> np.ndarray:
@@ -157,22 +152,25 @@ class ModelBackend:
         with torch.no_grad():
             pred = self.predictor(image)["instances"].to("cpu")
         pred = pred[pred.scores >= self.score_thresh]
-        masks = self.fallback(image, boxes, points)
         self.total += len(boxes)
-        if len(pred) == 0 or not pred.has("pred_masks"):
-            return masks
-        iou = pairwise_iou(Boxes(torch.as_tensor(boxes, dtype=torch.float32)), pred.pred_boxes).numpy()
-        given, claimed = set(), set()  # greedy one-to-one matching, best IoU first
-        for flat in np.argsort(-iou, axis=None):
-            i, j = np.unravel_index(flat, iou.shape)
-            if iou[i, j] < self.match_iou:
-                break
-            if i in given or j in claimed:
-                continue
-            given.add(i)
-            claimed.add(j)
-            mask = pred.pred_masks[j].numpy() & fill_box(boxes[i], h, w)
-            if mask.any():
-                masks[i] = mask
-                self.matched += 1
+        masks = np.zeros((len(boxes), h, w), bool)
+        unmatched = set(range(len(boxes)))
+        if len(pred) and pred.has("pred_masks"):
+            iou = pairwise_iou(Boxes(torch.as_tensor(boxes, dtype=torch.float32)), pred.pred_boxes).numpy()
+            claimed = set()  # greedy one-to-one matching, best IoU first
+            for flat in np.argsort(-iou, axis=None):
+                i, j = np.unravel_index(flat, iou.shape)
+                if iou[i, j] < self.match_iou:
+                    break
+                if i not in unmatched or j in claimed:
+                    continue
+                mask = pred.pred_masks[j].numpy() & fill_box(boxes[i], h, w)
+                if mask.any():
+                    masks[i] = mask
+                    unmatched.discard(i)
+                    claimed.add(j)
+        self.matched += len(boxes) - len(unmatched)
+        if unmatched:  # only these pay for the (slower) fallback
+            rest = sorted(unmatched)
+            masks[rest] = self.fallback(image, boxes[rest], None if points is None else [points[i] for i in rest])
         return masks

@@ -31,8 +31,8 @@ _worker_backend = None
 
 
 def _label_image(task) -> Tuple[int, Optional[str], List[Tuple[int, dict]]]:
-    """(image id, error or None, [(annotation id, RLE)]) for one image."""
-    image_id, path, (height, width), ann_ids, boxes, points = task
+    """(image id, error or None, [(annotation index in the file, RLE)]) for one image."""
+    image_id, path, (height, width), ann_indices, boxes, points = task
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         return image_id, f"{path}: cannot be read as an image", []
@@ -40,7 +40,7 @@ def _label_image(task) -> Tuple[int, Optional[str], List[Tuple[int, dict]]]:
         return image_id, (f"{path}: the image is {image.shape[1]}x{image.shape[0]} but the JSON says "
                           f"'width' {width}, 'height' {height}"), []
     masks = _worker_backend(image, np.asarray(boxes, np.float64).reshape(-1, 4), points)
-    return image_id, None, [(ann_id, encode_mask(m)) for ann_id, m in zip(ann_ids, masks)]
+    return image_id, None, [(k, encode_mask(m)) for k, m in zip(ann_indices, masks)]
 
 
 def _init_worker(name: str, options: dict) -> None:
@@ -69,7 +69,8 @@ def _tasks(coco: dict, json_file: str, image_root: str, skip_bad: bool):
             skipped.append(str(e))
             bad_image_ids.add(img.get("id"))
     by_image: Dict[int, list] = {i: [] for i in images}
-    for ann in coco["annotations"]:
+    # annotations are tracked by their position in the file: ids may be missing or repeated
+    for index, ann in enumerate(coco["annotations"]):
         if ann.get("image_id") in bad_image_ids:
             continue  # left out with its image
         try:
@@ -79,14 +80,15 @@ def _tasks(coco: dict, json_file: str, image_root: str, skip_bad: bool):
                 raise
             skipped.append(str(e))
             continue
-        by_image[ann["image_id"]].append(ann)
+        by_image[ann["image_id"]].append((index, ann))
     tasks = []
-    for image_id, anns in by_image.items():
+    for image_id, indexed in by_image.items():
         img = images[image_id]
+        anns = [a for _, a in indexed]
         boxes = [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns]
         points = [_points(a) for a in anns]
         tasks.append((image_id, os.path.join(image_root, img["file_name"]), (img["height"], img["width"]),
-                      [a["id"] for a in anns], boxes, points if any(p is not None for p in points) else None))
+                      [k for k, _ in indexed], boxes, points if any(p is not None for p in points) else None))
     return tasks, skipped, bad_image_ids
 
 
@@ -141,8 +143,8 @@ def autolabel(coco: dict, json_file: str, image_root: str, backend: str = "grabc
 
     out = copy.deepcopy({k: v for k, v in coco.items() if k != "annotations"})
     annotations, ious = [], []
-    for ann in coco["annotations"]:
-        rle = results.get(ann.get("id"))
+    for index, ann in enumerate(coco["annotations"]):
+        rle = results.get(index)
         if rle is None:
             continue
         if ann.get("segmentation"):

@@ -7,6 +7,7 @@ checked once (:func:`check_coco_instances`) and the point fields
 import json
 import logging
 import os
+import tempfile
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
@@ -75,8 +76,9 @@ def ensure_pseudo_view(root: str, backend: str) -> str:
         with open(files["box"]) as f:
             coco = json.load(f)
         labelled, stats = autolabel(coco, files["box"], root, backend, workers=os.cpu_count() or 1, progress=False)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
+        # a unique temporary file, renamed into place: concurrent makers never see half a file
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".json.tmp")
+        with os.fdopen(fd, "w") as f:
             json.dump(labelled, f)
         os.replace(tmp, path)
         logger.info("%d pseudo masks at %.1f images/s -> %s", stats["annotations"], stats["images_per_s"], path)

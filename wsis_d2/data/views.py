@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 import pycocotools.mask as mask_util
 
+from .pixels import pixel_span
 from .rle import decode
 
 MASK_KEYS = ("segmentation",)
@@ -49,16 +50,12 @@ def box_view(coco: dict) -> dict:
 
 
 def _axis_samples(start: float, length: float, size: int, num: int, rng: np.random.Generator):
-    """(pixel indices, coordinates) of ``num`` draws along one axis: pixels whose centres lie in
-    [start, start + length], clipped to the image; a box too thin to hold a pixel centre
-    gives its own centre line."""
-    lo = max(int(np.ceil(start - 0.5)), 0)
-    hi = min(int(np.floor(start + length - 0.5)), size - 1)
-    if hi < lo:
-        centre = start + length / 2.0
-        index = min(max(int(np.floor(centre)), 0), size - 1)
-        return np.full(num, index), np.full(num, centre)
-    index = rng.integers(lo, hi + 1, size=num)
+    """(pixel indices, coordinates) of ``num`` draws along one axis among the pixels of
+    :func:`pixel_span`; a box too thin to hold a pixel centre gives its own centre line."""
+    first, end, thin = pixel_span(start, start + length, size)
+    if thin:
+        return np.full(num, first), np.full(num, start + length / 2.0)
+    index = rng.integers(first, end, size=num)
     return index, index + 0.5
 
 
@@ -112,14 +109,16 @@ def point_view(coco: dict) -> dict:
     return _with_info(coco, anns, "point")
 
 
-def center_point(segmentation: dict) -> list:
+def center_point(segmentation, height: int, width: int) -> list:
     """The mask pixel nearest to the mask's centre of mass, as [x, y] at the pixel centre.
 
     The centre of mass itself can fall outside a non-convex mask (a ring's hole),
-    hence the nearest mask pixel.
+    hence the nearest mask pixel. ``segmentation``: any COCO form; ValueError if empty.
     """
-    mask = mask_util.decode(segmentation).astype(bool)
+    mask = decode(segmentation, height, width)
     ys, xs = np.nonzero(mask)
+    if not len(ys):
+        raise ValueError("the mask is empty")
     cy, cx = ys.mean(), xs.mean()
     k = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
     return [float(xs[k]) + 0.5, float(ys[k]) + 0.5]
@@ -133,14 +132,18 @@ def semi_view(coco: dict, percent: float, seed: int = 0) -> dict:
     num_full = max(1, int(round(len(image_ids) * percent / 100.0)))
     rng = np.random.default_rng([seed, 7, int(round(percent * 1000))])
     full_ids = set(rng.choice(image_ids, size=num_full, replace=False).tolist())
+    sizes = {img["id"]: (img["height"], img["width"]) for img in coco["images"]}
     anns = []
     for a in coco["annotations"]:
         if a["image_id"] in full_ids:
             anns.append(_strip(a, POINT_KEYS))
         else:
-            if "segmentation" not in a:
+            if not a.get("segmentation"):
                 raise ValueError(f"annotation id {a.get('id')} has no segmentation to take a centre point from")
-            point = center_point(a["segmentation"])
+            try:
+                point = center_point(a["segmentation"], *sizes[a["image_id"]])
+            except ValueError as e:
+                raise ValueError(f"annotation id {a.get('id')}: no centre point ({e})") from None
             anns.append(dict(_strip(a, MASK_KEYS + POINT_KEYS), area=_box_area(a),
                              point_coords=[point], point_labels=[1]))
     out = _with_info(coco, anns, f"semi_{percent:g}")

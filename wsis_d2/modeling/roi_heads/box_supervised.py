@@ -12,8 +12,9 @@ mask logits per RoI; here they are trained from the matched GT box alone:
   outside the GT box are known background (a fixed, very negative logit), so
   an edge from a cell inside the box to similar-coloured background outside it
   pulls that cell to background, as the image border of BoxInst's full-image
-  graph does. Context cells inside the GT box are unknown: their edges do not
-  count. Without that ring, the box-filled mask satisfies both losses.
+  graph does. Context cells inside the GT box, or outside the image (no colour
+  there), are unknown: their edges do not count. Without that ring, the
+  box-filled mask satisfies both losses.
 
 ``BoxSupervisedROIHeads`` attaches each sampled proposal's LAB colours
 (``roi_lab``) before the mask head runs; ``BoxSupervisedMaskRCNNHead`` is
@@ -49,18 +50,20 @@ class RoIFrameInputs(MaskLossInputs):
         proposal_boxes, gt_boxes: (n, 4) XYXY in image pixels.
         resolution: M.
         roi_lab: (n, 3, M + 2c, M + 2c) LAB colours sampled on each RoI's grid extended by
-            c context cells on every side (colour losses only).
+            c context cells on every side (colour losses only), with
+        roi_in_image: (n, 1, M + 2c, M + 2c) bool, cell centre inside the image (default: all).
         point_coords: (n, P, 2) the matched GT's labelled points in image pixels, with
         point_labels: (n, P) (point losses only).
     """
 
     def __init__(self, proposal_boxes: torch.Tensor, gt_boxes: torch.Tensor, resolution: int,
-                 roi_lab: torch.Tensor = None, point_coords: torch.Tensor = None,
-                 point_labels: torch.Tensor = None, iteration: int = 0):
+                 roi_lab: torch.Tensor = None, roi_in_image: torch.Tensor = None,
+                 point_coords: torch.Tensor = None, point_labels: torch.Tensor = None, iteration: int = 0):
         self.proposal_boxes = proposal_boxes
         self.gt_boxes = gt_boxes
         self.resolution = resolution
         self.roi_lab = roi_lab
+        self.roi_in_image = roi_in_image
         self.context = 0 if roi_lab is None else (roi_lab.shape[-1] - resolution) // 2
         self.point_coords = point_coords
         self.point_labels = point_labels
@@ -105,21 +108,25 @@ class RoIFrameInputs(MaskLossInputs):
         return F.pad(mask_logits, (c, c, c, c), value=BACKGROUND_LOGIT), self._in_gt_box()
 
     def color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """On the extended grid: cells of the RoI and context cells outside the GT box take part."""
+        """On the extended grid: cells of the RoI and context cells outside the GT box (and inside
+        the image) take part."""
         if self.roi_lab is None:
             raise ValueError("colour losses in a RoI head need MODEL.ROI_HEADS.NAME BoxSupervisedROIHeads "
                              "(it samples each RoI's colours)")
         c, m = self.context, self.resolution
         known = ~self._in_gt_box()
         known[:, :, c: c + m, c: c + m] = True
+        if self.roi_in_image is not None:
+            known &= self.roi_in_image
         return color_similarity(self.roi_lab, size, dilation), valid_edges(known, size, dilation)
 
 
 def _cat_colors(instances: List[Instances]):
-    """Each RoI's LAB colours over the batch, or None when they were not sampled."""
+    """Each RoI's (LAB colours, cells inside the image) over the batch, or (None, None) when
+    they were not sampled."""
     if not instances or not all(inst.has("roi_lab") for inst in instances):
-        return None
-    return cat([inst.roi_lab for inst in instances])
+        return None, None
+    return cat([inst.roi_lab for inst in instances]), cat([inst.roi_in_image for inst in instances])
 
 
 def _cat_points(instances: List[Instances]):
@@ -161,13 +168,21 @@ class BoxSupervisedROIHeads(StandardROIHeads):
         rgb = to_rgb(images.tensor * self.pixel_std + self.pixel_mean, self.input_format) / 255.0
         lab = rgb_to_lab(rgb.clamp(0, 1))
         m, c = self.mask_resolution, self.context_cells
+        g = m + 2 * c
         boxes = []
-        for p in proposals:
+        for p, (img_h, img_w) in zip(proposals, images.image_sizes):
             # grow each box by c cells of its own grid on every side
             b = p.proposal_boxes.tensor
             cell = torch.stack([b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]] * 2, dim=1) / m
-            boxes.append(b + cell * cell.new_tensor([-c, -c, c, c]))
-        rois = roi_align(lab, boxes, output_size=m + 2 * c, spatial_scale=1.0, sampling_ratio=2, aligned=True)
+            grown = b + cell * cell.new_tensor([-c, -c, c, c])
+            boxes.append(grown)
+            # cells whose centres fall outside the image (or into batch padding) have no colour
+            steps = (torch.arange(g, device=b.device, dtype=b.dtype) + 0.5) / g
+            xs = grown[:, 0:1] + steps * (grown[:, 2:3] - grown[:, 0:1])
+            ys = grown[:, 1:2] + steps * (grown[:, 3:4] - grown[:, 1:2])
+            inside_x, inside_y = (xs >= 0) & (xs <= img_w), (ys >= 0) & (ys <= img_h)
+            p.roi_in_image = (inside_y[:, :, None] & inside_x[:, None, :])[:, None]
+        rois = roi_align(lab, boxes, output_size=g, spatial_scale=1.0, sampling_ratio=2, aligned=True)
         for p, colors in zip(proposals, rois.split([len(p) for p in proposals])):
             p.roi_lab = colors
 
@@ -235,9 +250,10 @@ class BoxSupervisedMaskRCNNHead(MaskRCNNConvUpsampleHead):
             classes = cat([inst.gt_classes for inst in with_fg])
             logits = x[torch.arange(x.shape[0], device=x.device), classes][:, None]
         point_coords, point_labels = _cat_points(with_fg)
+        roi_lab, roi_in_image = _cat_colors(with_fg)
         inputs = RoIFrameInputs(cat([inst.proposal_boxes.tensor for inst in with_fg]),
                                 cat([inst.gt_boxes.tensor for inst in with_fg]), x.shape[-1],
-                                roi_lab=_cat_colors(with_fg), point_coords=point_coords,
+                                roi_lab=roi_lab, roi_in_image=roi_in_image, point_coords=point_coords,
                                 point_labels=point_labels, iteration=get_event_storage().iter)
         return self._losses(logits, inputs)
 
