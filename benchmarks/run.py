@@ -126,6 +126,7 @@ def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> di
     for key, value in zip(opts[::2], opts[1::2]):
         cfg.merge_from_list([key, value])
 
+    commit = _commit()  # the code this run starts with (the tree may move on while it trains)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     start = time.time()
@@ -156,7 +157,7 @@ def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> di
         "gt_mask_iou": round(gt_mask_iou(results_json, MetadataCatalog.get(eval_set).json_file), 3),
         "s_per_iter": round(s_per_iter, 3),
         "peak_rss_mb": round(report["peak_rss_mb"], 1), "train_eval_minutes": round(minutes, 2),
-        "commit": _commit(),
+        "commit": commit,
     }
 
 
