@@ -36,6 +36,7 @@ METHODS = {
     "boxinst_mask_rcnn": {"config": "BoxInst/MaskRCNN_R18_shapes.yaml", "full_twin": "mask_rcnn"},
     "pointsup_condinst": {"config": "PointSup/CondInst_R18_shapes.yaml", "full_twin": "condinst"},
     "pointsup_mask_rcnn": {"config": "PointSup/MaskRCNN_R18_shapes.yaml", "full_twin": "mask_rcnn"},
+    "boxteacher": {"config": "BoxTeacher/R18_shapes.yaml", "full_twin": "condinst"},
     "pseudo_box_condinst": {"config": "PseudoLabel/CondInst_box_R18_shapes.yaml", "full_twin": "condinst"},
     "pseudo_grabcut_condinst": {"config": "PseudoLabel/CondInst_grabcut_R18_shapes.yaml", "full_twin": "condinst"},
 }

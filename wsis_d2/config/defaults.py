@@ -120,6 +120,25 @@ def add_wsis_config(cfg: CN) -> CN:
     _C.MODEL.POINT_SUP = CN()
     _C.MODEL.POINT_SUP.WEIGHT = 1.0
 
+    # ---------------------------------------------------------------- BoxTeacher
+    # Teacher-student training from boxes (Cheng et al., CVPR 2023); the EMA
+    # teacher and pseudo-mask filters are shared with later self-training methods.
+    _C.MODEL.BOX_TEACHER = CN()
+    # EMA momentum of the teacher (min(MOMENTUM, 1 - 1/(iter+1)) early on).
+    _C.MODEL.BOX_TEACHER.MOMENTUM = 0.999
+    # A teacher prediction claims a GT box when their IoU is at least this.
+    _C.MODEL.BOX_TEACHER.IOU_THRESH = 0.5
+    # Pixels above this probability make a prediction's mask-aware score.
+    _C.MODEL.BOX_TEACHER.MASK_THRESH = 0.5
+    # Weight of PseudoMaskLoss and its linear warm-up (iterations).
+    _C.MODEL.BOX_TEACHER.MASK_WEIGHT = 0.5
+    _C.MODEL.BOX_TEACHER.WARMUP_ITERS = 10000
+    # Strong photometric augmentation of the student's view (ColorJitter .4/.4/.4/.1 p .8,
+    # grayscale p .2); the teacher sees the plain image.
+    _C.MODEL.BOX_TEACHER.STRONG_AUG = True
+    # Evaluate/predict with the teacher (True, as the reference) or the student.
+    _C.MODEL.BOX_TEACHER.USE_TEACHER_INFERENCE = True
+
     # ---------------------------------------------------------------- BoxLevelSet
     # LevelSetLoss (Li et al., ECCV 2022): Chan-Vese energy inside the box.
     _C.MODEL.BOXLEVELSET = CN()

@@ -1,6 +1,6 @@
 """detectron2's ``DefaultTrainer`` with wsis-d2's data mapper, evaluator and prediction pictures.
 
-Everything else (optimizer, LR schedule, checkpoints, ``--resume``, loss /
+Models with an EMA teacher get :class:`EMAUpdateHook`. Everything else (optimizer, LR schedule, checkpoints, ``--resume``, loss /
 time / ETA logging, TensorBoard, periodic evaluation) is DefaultTrainer's own.
 """
 import logging
@@ -12,12 +12,22 @@ from detectron2.utils import comm
 
 from ..data.mapper import WSISDatasetMapper
 from ..evaluation import build_coco_evaluator
+from ..modeling.teacher import EMAUpdateHook
 from .visualize import save_prediction_pictures
 
 logger = logging.getLogger(__name__)
 
 
 class Trainer(DefaultTrainer):
+    def build_hooks(self):
+        """DefaultTrainer's hooks; models with an EMA teacher also update it after each step,
+        before the checkpointer saves it."""
+        hooks = super().build_hooks()
+        model = getattr(self.model, "module", self.model)
+        if hasattr(model, "update_teacher"):
+            hooks.insert(1, EMAUpdateHook())
+        return hooks
+
     @classmethod
     def build_train_loader(cls, cfg):
         return build_detection_train_loader(cfg, mapper=WSISDatasetMapper(cfg, is_train=True))

@@ -1,2 +1,2 @@
 """Models; importing this registers them into detectron2's registries."""
-from . import backbone, boxinst, boxlevelset, condinst, fcos, losses, pointsup, roi_heads  # noqa: F401
+from . import backbone, boxinst, boxlevelset, boxteacher, condinst, fcos, losses, pointsup, roi_heads, teacher  # noqa: F401,E501

@@ -68,6 +68,8 @@ class CondInst(nn.Module):
         self.mask_threshold = mask_threshold
         self.input_format = input_format
         self.bottom_pixels_removed = bottom_pixels_removed
+        # set by a teacher-student model: inference also returns ``pred_mask_probs`` (D, H, W) float
+        self.keep_mask_probs = False
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
@@ -186,9 +188,13 @@ class CondInst(nn.Module):
         result.pred_classes = det.pred_classes
         if len(det) == 0:
             result.pred_masks = torch.zeros((0, out_h, out_w), dtype=torch.bool, device=self.device)
+            if self.keep_mask_probs:
+                result.pred_mask_probs = torch.zeros((0, out_h, out_w), device=self.device)
             return result
         probs = F.interpolate(logits.sigmoid(), scale_factor=self.mask_out_stride, mode="bilinear",
                               align_corners=False)[:, :, :in_h, :in_w]
         probs = F.interpolate(probs, size=(out_h, out_w), mode="bilinear", align_corners=False)
         result.pred_masks = probs[:, 0] > self.mask_threshold
+        if self.keep_mask_probs:
+            result.pred_mask_probs = probs[:, 0]
         return result

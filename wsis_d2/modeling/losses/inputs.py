@@ -46,6 +46,10 @@ class MaskLossInputs:
         """(n, 1, h, w) GT masks at the logits' resolution, soft (area shares)."""
         raise NotImplementedError(f"{type(self).__name__} holds no GT masks")
 
+    def pseudo_masks(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Teacher pseudo masks (n, 1, h, w) in [0, 1] at the logits' resolution and weights (n,)."""
+        raise NotImplementedError(f"{type(self).__name__} holds no pseudo masks")
+
     def points(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Each instance's labelled points: coords (n, P, 2) (x, y) normalised to the logits'
         extent ([0, 1] from the first cell's left/top edge to the last cell's right/bottom
@@ -135,26 +139,36 @@ class ImageFrameInputs(MaskLossInputs):
             return torch.zeros((0, 4), device=self.im_inds.device)
         return self._per_instance([inst.gt_boxes.tensor for inst in self.gt_instances])
 
-    def gt_masks(self) -> torch.Tensor:
-        """Masks padded to the batch and area-averaged over s x s blocks (the block centre is
-        exactly where the logit sits)."""
+    def _pooled(self, field: str, what: str) -> torch.Tensor:
+        """Per-image (N_i, H_i, W_i) masks of ``field`` padded to the batch and area-averaged over
+        s x s blocks (the block centre is exactly where the logit sits), per instance."""
         h, w = self.padded_size
         s = self.stride
         per_image = []
         for inst in self.gt_instances:
-            if len(inst) == 0:  # detectron2 gives images without annotations no gt_masks field
+            if len(inst) == 0:  # detectron2 gives images without annotations no mask fields
                 per_image.append(torch.zeros((0, 1, h // s, w // s), device=self.im_inds.device))
                 continue
-            if not inst.has("gt_masks"):
-                raise ValueError("this mask loss needs GT masks, but the data view has none "
-                                 "(use a box/point loss, or a dataset view with masks)")
-            masks = inst.gt_masks
+            if not inst.has(field):
+                raise ValueError(f"this mask loss needs {what}, but the data has none")
+            masks = inst.get(field)
             if isinstance(masks, PolygonMasks):
                 masks = BitMasks.from_polygon_masks(masks, *inst.image_size)
-            masks = masks.tensor.float()
+            masks = (masks.tensor if isinstance(masks, BitMasks) else masks).float()
             masks = F.pad(masks, (0, w - masks.shape[-1], 0, h - masks.shape[-2]))
             per_image.append(F.avg_pool2d(masks[:, None], kernel_size=s, stride=s))
         return self._per_instance(per_image)
+
+    def gt_masks(self) -> torch.Tensor:
+        return self._pooled("gt_masks", "GT masks (use a box/point loss, or a dataset view with masks)")
+
+    def pseudo_masks(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Teacher pseudo masks at the logits' stride (n, 1, h, w) and their weights (n,)
+        (fields ``gt_pseudo_masks`` / ``gt_pseudo_weights``, set by a teacher-student model)."""
+        masks = self._pooled("gt_pseudo_masks", "teacher pseudo masks (a teacher-student model sets them)")
+        weights = [inst.gt_pseudo_weights if len(inst) else torch.zeros(0, device=self.im_inds.device)
+                   for inst in self.gt_instances]
+        return masks, self._per_instance(weights)
 
     def points(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Points in the padded input frame, normalised by the padded size (the logits cover it)."""

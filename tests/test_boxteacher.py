@@ -1,0 +1,100 @@
+"""Teacher-student machinery (EMA, pseudo-mask assignment, weighted dice) and BoxTeacher."""
+import pytest
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.utils.events import EventStorage
+from torch import nn
+
+from wsis_d2.engine.trainer import Trainer
+from wsis_d2.modeling.losses import weighted_dice_loss
+from wsis_d2.modeling.teacher import MeanTeacher, assign_pseudo_masks, ema_momentum, mask_aware_scores
+
+from .conftest import small_config
+
+
+def test_ema_update_maths_and_teacher_never_trains():
+    student = nn.Sequential(nn.Linear(2, 1), nn.BatchNorm1d(1))
+    teacher = MeanTeacher(nn.Sequential(nn.Linear(2, 1), nn.BatchNorm1d(1)))
+    teacher.copy_from(student)
+    before = teacher.model[0].weight.clone()
+    with torch.no_grad():
+        student[0].weight.add_(1.0)
+        student[1].num_batches_tracked.fill_(7)
+    teacher.update(student, momentum=0.9)
+    assert torch.allclose(teacher.model[0].weight, 0.9 * before + 0.1 * (before + 1.0))
+    assert teacher.model[1].num_batches_tracked.item() == 7  # integer buffers are copied
+    assert not any(p.requires_grad for p in teacher.parameters())
+    wrapper = nn.ModuleDict({"student": student, "teacher": teacher})
+    wrapper.train()
+    assert student.training and not teacher.model.training
+    assert ema_momentum(0, 0.999) == 0.0 and ema_momentum(9, 0.999) == pytest.approx(0.9)
+    assert ema_momentum(10**6, 0.999) == 0.999
+
+
+def test_mask_aware_score_and_pseudo_mask_assignment():
+    probs = torch.zeros((3, 10, 10))
+    probs[0, 2:6, 2:6] = 0.9  # fits GT 0 well
+    probs[1, 2:6, 2:6] = 0.6  # same box, less sure: loses GT 0, no other GT overlaps
+    probs[2, 6:10, 6:10] = 0.8
+    probs[2, 0, 0] = 0.3  # below the mask threshold: not in the mask-aware score
+    assert mask_aware_scores(probs).tolist() == pytest.approx([0.9, 0.6, 0.8])
+    gt = torch.tensor([[2.0, 2.0, 6.0, 6.0], [6.0, 6.0, 9.0, 9.0], [0.0, 7.0, 2.0, 9.0]])
+    pred = torch.tensor([[2.0, 2.0, 6.0, 6.0], [2.0, 2.0, 6.0, 6.0], [6.0, 6.0, 10.0, 10.0]])
+    cls = torch.tensor([0.5, 0.9, 0.64])
+    masks, weights = assign_pseudo_masks(gt, pred, cls, probs)
+    # rank sqrt(c * s): 0.671, 0.735, 0.716 -> prediction 1 claims GT 0 first, 0 finds nothing left
+    assert torch.allclose(masks[0], probs[1])
+    assert weights[0].item() == pytest.approx((0.9 ** 0.5 * 0.6) ** 0.5)
+    # GT 1 (IoU 9/16 with prediction 2): its mask clipped to the GT box
+    assert masks[1].sum().item() == pytest.approx(0.8 * 9) and masks[1][9].sum() == 0
+    assert weights[1].item() == pytest.approx((0.8 * 0.8) ** 0.5)
+    assert weights[2] == 0 and masks[2].sum() == 0  # no prediction overlaps it: box losses only
+    empty_masks, empty_weights = assign_pseudo_masks(gt, pred[:0], cls[:0], probs[:0])
+    assert empty_masks.shape == (3, 10, 10) and empty_weights.sum() == 0
+
+
+def test_weighted_dice_hand_case():
+    probs = torch.tensor([[[[1.0, 0.0]]], [[[0.5, 0.5]]]], requires_grad=True)
+    pseudo = torch.tensor([[[[1.0, 0.0]]], [[[1.0, 0.0]]]])
+    loss = weighted_dice_loss(probs, pseudo, torch.tensor([0.5, 1.0]))
+    # dice losses: 0 and 1 - 2 * 0.5 / (0.5 + 1) = 1/3; weighted sum over 2 valid instances
+    assert loss.item() == pytest.approx((0.5 * 0 + 1.0 / 3) / 2, rel=1e-4)
+    loss.backward()
+    assert probs.grad[1].abs().sum() > 0
+    zero = weighted_dice_loss(probs, pseudo, torch.zeros(2))
+    assert zero.item() == 0 and zero.requires_grad
+
+
+def test_boxteacher_trains_from_boxes_and_pseudo_masks(tiny_shapes):
+    cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box")
+    torch.manual_seed(0)
+    model = Trainer.build_model(cfg)
+    batch = next(iter(Trainer.build_train_loader(cfg)))
+    assert all(not d["instances"].has("gt_masks") for d in batch)
+    labelled = model.pseudo_label(batch)
+    assert all(x.gt_pseudo_masks.shape[0] == len(x) and x.gt_pseudo_weights.shape == (len(x),) for x in labelled)
+    with EventStorage(200):
+        losses = model(batch)
+    assert {"loss_prj", "loss_pairwise", "loss_pseudo_mask"} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.student.parameters())
+    # the teacher's masks, not GT masks, are what the student sees: a mask-reading loss is refused
+    cfg.MODEL.CONDINST.MASK_LOSSES = ["DiceMaskLoss"]
+    with pytest.raises(ValueError, match="DiceMaskLoss reads"):
+        Trainer.build_model(cfg)
+
+
+def test_trainer_updates_the_teacher_and_resume_restores_it(tiny_shapes, tmp_path):
+    cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box", output_dir=tmp_path,
+                       SOLVER__CHECKPOINT_PERIOD="2", TEST__EVAL_PERIOD="0")
+    trainer = Trainer(cfg)
+    initial = {k: v.clone() for k, v in trainer.model.teacher.state_dict().items()}
+    trainer.train()
+    trained = trainer.model.teacher.state_dict()
+    assert any(not torch.equal(initial[k], trained[k]) for k in initial)  # EMAUpdateHook ran
+    restored = Trainer.build_model(cfg)
+    DetectionCheckpointer(restored).load(str(tmp_path / "model_final.pth"))
+    for k, v in restored.teacher.state_dict().items():
+        assert torch.equal(v, trained[k]), k

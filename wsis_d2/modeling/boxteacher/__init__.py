@@ -1,0 +1,3 @@
+from .boxteacher import BoxTeacher, BoxTeacherStudent
+
+__all__ = ["BoxTeacher", "BoxTeacherStudent"]

@@ -1,0 +1,107 @@
+"""BoxTeacher (Cheng, Wang, Fang, Liu, Wang, "Boxteacher: Exploring High-Quality Pseudo Labels for
+Box-supervised Instance Segmentation", CVPR 2023).
+
+A student BoxInst learns from the GT boxes (projection + colour-pairwise
+losses) and from the pseudo masks of its own EMA teacher: each training batch,
+the teacher predicts on the plain images, its predictions claim GT boxes
+(:func:`~wsis_d2.modeling.teacher.assign_pseudo_masks`: IoU >= 0.5, ranked by
+mask-aware score), and the student, on a strongly jittered copy of the images,
+gets ``PseudoMaskLoss`` (noise-aware weighted dice) on the claimed boxes.
+Evaluation uses the teacher by default.
+
+Deviations from the reference: the teacher runs in eval mode (the reference
+keeps train-mode BN) on the student's resized images (not at test resolution),
+its score is FCOS's sqrt(cls x ctrness), and the noise-reduced affinity term
+(L_aff) is not implemented yet.
+"""
+from typing import Dict, List
+
+import torch
+from detectron2.config import configurable
+from detectron2.modeling import META_ARCH_REGISTRY
+from detectron2.structures import Instances
+from torch import nn
+
+from ..boxinst import BoxInst
+from ..teacher import MeanTeacher, assign_pseudo_masks, ema_momentum
+from ..teacher.strong_aug import strong_photometric
+
+
+@META_ARCH_REGISTRY.register()
+class BoxTeacherStudent(BoxInst):
+    """BoxInst whose losses may also read teacher pseudo masks (never GT masks)."""
+
+    ALLOWED_LABELS = ("boxes", "pseudo_masks")
+
+
+@META_ARCH_REGISTRY.register()
+class BoxTeacher(nn.Module):
+    @configurable
+    def __init__(self, *, student: BoxTeacherStudent, teacher: BoxTeacherStudent, momentum: float,
+                 iou_thresh: float, mask_thresh: float, strong_aug: bool, use_teacher_inference: bool,
+                 input_format: str = "BGR"):
+        super().__init__()
+        self.student = student
+        self.teacher = MeanTeacher(teacher)
+        self.teacher.copy_from(student)
+        teacher.keep_mask_probs = True
+        self.momentum = momentum
+        self.iou_thresh = iou_thresh
+        self.mask_thresh = mask_thresh
+        self.strong_aug = strong_aug
+        self.use_teacher_inference = use_teacher_inference
+        self.input_format = input_format
+
+    @classmethod
+    def from_config(cls, cfg):
+        b = cfg.MODEL.BOX_TEACHER
+        return {
+            "student": BoxTeacherStudent(cfg),
+            "teacher": BoxTeacherStudent(cfg),
+            "momentum": b.MOMENTUM,
+            "iou_thresh": b.IOU_THRESH,
+            "mask_thresh": b.MASK_THRESH,
+            "strong_aug": b.STRONG_AUG,
+            "use_teacher_inference": b.USE_TEACHER_INFERENCE,
+            "input_format": cfg.INPUT.FORMAT,
+        }
+
+    @property
+    def device(self):
+        return self.student.device
+
+    def update_teacher(self, iteration: int) -> None:
+        """Called after each optimiser step (``EMAUpdateHook``)."""
+        self.teacher.update(self.student, ema_momentum(iteration, self.momentum))
+
+    @torch.no_grad()
+    def pseudo_label(self, batched_inputs: List[Dict]) -> List[Instances]:
+        """Each image's GT instances plus ``gt_pseudo_masks`` (G, H, W) and ``gt_pseudo_weights`` (G,),
+        from the teacher's predictions at the input resolution."""
+        teacher_inputs = [{"image": x["image"], "height": x["image"].shape[-2], "width": x["image"].shape[-1]}
+                          for x in batched_inputs]
+        outputs = self.teacher(teacher_inputs)
+        labelled = []
+        for x, out in zip(batched_inputs, outputs):
+            gt = x["instances"].to(self.device)
+            pred = out["instances"]
+            masks, weights = assign_pseudo_masks(gt.gt_boxes.tensor, pred.pred_boxes.tensor, pred.scores,
+                                                 pred.pred_mask_probs, self.iou_thresh, self.mask_thresh)
+            fields = dict(gt.get_fields(), gt_pseudo_masks=masks, gt_pseudo_weights=weights)
+            labelled.append(Instances(gt.image_size, **fields))
+        return labelled
+
+    def forward(self, batched_inputs: List[Dict]):
+        """Training: the student's losses (box losses + pseudo-mask loss); inference: the teacher's
+        (or the student's) predictions, as CondInst returns them."""
+        if not self.training:
+            return (self.teacher if self.use_teacher_inference else self.student)(batched_inputs)
+        for x in batched_inputs:
+            if "instances" not in x:
+                raise ValueError("BoxTeacher needs 'instances' (GT boxes) in every training input")
+        instances = self.pseudo_label(batched_inputs)
+        student_inputs = []
+        for x, inst in zip(batched_inputs, instances):
+            image = strong_photometric(x["image"], self.input_format) if self.strong_aug else x["image"]
+            student_inputs.append(dict(x, image=image, instances=inst))
+        return self.student(student_inputs)
