@@ -139,7 +139,7 @@ class ImageFrameInputs(MaskLossInputs):
             return torch.zeros((0, 4), device=self.im_inds.device)
         return self._per_instance([inst.gt_boxes.tensor for inst in self.gt_instances])
 
-    def _pooled(self, field: str, what: str) -> torch.Tensor:
+    def _pooled(self, field: str, missing: str) -> torch.Tensor:
         """Per-image (N_i, H_i, W_i) masks of ``field`` padded to the batch and area-averaged over
         s x s blocks (the block centre is exactly where the logit sits), per instance."""
         h, w = self.padded_size
@@ -150,7 +150,7 @@ class ImageFrameInputs(MaskLossInputs):
                 per_image.append(torch.zeros((0, 1, h // s, w // s), device=self.im_inds.device))
                 continue
             if not inst.has(field):
-                raise ValueError(f"this mask loss needs {what}, but the data has none")
+                raise ValueError(missing)
             masks = inst.get(field)
             if isinstance(masks, PolygonMasks):
                 masks = BitMasks.from_polygon_masks(masks, *inst.image_size)
@@ -160,12 +160,14 @@ class ImageFrameInputs(MaskLossInputs):
         return self._per_instance(per_image)
 
     def gt_masks(self) -> torch.Tensor:
-        return self._pooled("gt_masks", "GT masks (use a box/point loss, or a dataset view with masks)")
+        return self._pooled("gt_masks", "this mask loss needs GT masks, but the data view has none "
+                                        "(use a box/point loss, or a dataset view with masks)")
 
     def pseudo_masks(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Teacher pseudo masks at the logits' stride (n, 1, h, w) and their weights (n,)
         (fields ``gt_pseudo_masks`` / ``gt_pseudo_weights``, set by a teacher-student model)."""
-        masks = self._pooled("gt_pseudo_masks", "teacher pseudo masks (a teacher-student model sets them)")
+        masks = self._pooled("gt_pseudo_masks", "this mask loss needs teacher pseudo masks, but the data has "
+                                                "none (a teacher-student model such as BoxTeacher sets them)")
         weights = [inst.gt_pseudo_weights if len(inst) else torch.zeros(0, device=self.im_inds.device)
                    for inst in self.gt_instances]
         return masks, self._per_instance(weights)
