@@ -98,3 +98,26 @@ def test_trainer_updates_the_teacher_and_resume_restores_it(tiny_shapes, tmp_pat
     DetectionCheckpointer(restored).load(str(tmp_path / "model_final.pth"))
     for k, v in restored.teacher.state_dict().items():
         assert torch.equal(v, trained[k]), k
+
+
+def test_pseudo_affinity_hand_case():
+    from wsis_d2.modeling.losses import pseudo_affinity_loss
+    from wsis_d2.modeling.losses.pairwise import valid_edges
+
+    # 1 x 4 pseudo mask [1, 1, 0, 0] smooths (3 x 3 mean over the pixels that exist) to
+    # [1, 2/3, 1/3, 0]: affinities 2/3 (0-1), 4/9 (1-2, dropped), 2/3 (2-3)
+    pseudo = torch.tensor([[[[1.0, 1.0, 0.0, 0.0]]]])
+    logits = torch.tensor([[[[2.0, 1.0, -1.0, 0.5]]]], requires_grad=True)
+    valid = valid_edges(torch.ones((1, 1, 1, 4), dtype=torch.bool), 3, 1)
+    in_box = torch.ones((1, 1, 1, 4), dtype=torch.bool)
+    loss = pseudo_affinity_loss(logits, pseudo, torch.tensor([0.5]), valid, in_box, 3, 1, 0.5)
+    p = torch.sigmoid(logits.detach()[0, 0, 0])
+
+    def same(i, j):
+        return -torch.log(p[i] * p[j] + (1 - p[i]) * (1 - p[j]))
+
+    expected = 0.5 * (2 * same(0, 1) + 2 * same(2, 3)) / 4  # 4 directed edges, weight 0.5, one instance
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()
+    assert logits.grad.abs().sum() > 0
+    assert pseudo_affinity_loss(logits, pseudo, torch.zeros(1), valid, in_box, 3, 1).item() == 0

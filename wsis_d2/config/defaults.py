@@ -133,6 +133,9 @@ def add_wsis_config(cfg: CN) -> CN:
     # Weight of PseudoMaskLoss and its linear warm-up (iterations).
     _C.MODEL.BOX_TEACHER.MASK_WEIGHT = 0.5
     _C.MODEL.BOX_TEACHER.WARMUP_ITERS = 10000
+    # PseudoAffinityLoss: weight, and the smoothed pseudo mask's affinity an edge needs.
+    _C.MODEL.BOX_TEACHER.AFFINITY_WEIGHT = 0.1
+    _C.MODEL.BOX_TEACHER.AFFINITY_THRESH = 0.5
     # Strong photometric augmentation of the student's view (ColorJitter .4/.4/.4/.1 p .8,
     # grayscale p .2); the teacher sees the plain image.
     _C.MODEL.BOX_TEACHER.STRONG_AUG = True

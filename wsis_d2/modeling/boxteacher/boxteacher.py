@@ -6,13 +6,13 @@ losses) and from the pseudo masks of its own EMA teacher: each training batch,
 the teacher predicts on the plain images, its predictions claim GT boxes
 (:func:`~wsis_d2.modeling.teacher.assign_pseudo_masks`: IoU >= 0.5, ranked by
 mask-aware score), and the student, on a strongly jittered copy of the images,
-gets ``PseudoMaskLoss`` (noise-aware weighted dice) on the claimed boxes.
+gets ``PseudoMaskLoss`` (noise-aware weighted dice) and ``PseudoAffinityLoss``
+(noise-reduced affinity) on the claimed boxes.
 Evaluation uses the teacher by default.
 
 Deviations from the reference: the teacher runs in eval mode (the reference
 keeps train-mode BN) on the student's resized images (not at test resolution),
-its score is FCOS's sqrt(cls x ctrness), and the noise-reduced affinity term
-(L_aff) is not implemented yet.
+and its score is FCOS's sqrt(cls x ctrness).
 """
 from typing import Dict, List
 
