@@ -1,0 +1,81 @@
+"""PointWSSIS pieces: MaskRefineNet, heat-maps, crops, point-to-mask matching."""
+import pytest
+import torch
+
+from wsis_d2.modeling.losses import dice_loss
+from wsis_d2.modeling.pointwssis import MaskRefineNet, match_points_to_masks, point_heatmaps
+from wsis_d2.modeling.pointwssis.crops import crop_boxes, crop_inputs, paste_masks
+
+
+def test_mask_refine_net_shapes_and_bad_input():
+    net = MaskRefineNet(num_classes=6, width=8, depth=3)
+    out = net(torch.zeros((2, 3 + 1 + 7, 32, 32)))
+    assert out.shape == (2, 1, 32, 32)
+    with pytest.raises(ValueError, match="expects 11 input channels"):
+        net(torch.zeros((1, 5, 32, 32)))
+    with pytest.raises(ValueError, match="divisible by 8"):
+        net(torch.zeros((1, 11, 30, 30)))
+
+
+def test_point_heatmaps_are_class_wise():
+    maps = point_heatmaps(torch.tensor([[4.5, 2.5]]), torch.tensor([2]), num_classes=3, size=8, sigma=1.0)
+    assert maps.shape == (1, 4, 8, 8)
+    assert maps[0, 0, 2, 4] == 1.0 and torch.equal(maps[0, 0], maps[0, 3])  # peak at its pixel; class 2 -> channel 3
+    assert maps[0, 1].sum() == 0 and maps[0, 2].sum() == 0
+
+
+def test_mask_refine_net_overfits_a_toy_case():
+    torch.manual_seed(0)
+    target = torch.zeros((1, 1, 32, 32))
+    target[..., 8:24, 10:22] = 1.0
+    rough = torch.zeros_like(target)
+    rough[..., 6:26, 6:26] = 1.0  # a too-big teacher mask
+    image = target.repeat(1, 3, 1, 1) * 0.8 + 0.1
+    heat = point_heatmaps(torch.tensor([[16.0, 16.0]]), torch.tensor([0]), 1, 32)
+    x = torch.cat([image, rough, heat], dim=1)
+    net = MaskRefineNet(num_classes=1, width=8, depth=2)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    first = None
+    for _ in range(40):
+        loss = dice_loss(net(x).sigmoid(), target).mean()
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.1 < first
+
+
+def test_crops_round_trip_and_keep_the_point():
+    image = torch.zeros((3, 40, 60))
+    masks = torch.zeros((1, 40, 60))
+    masks[0, 10:20, 20:40] = 1.0
+    boxes = torch.tensor([[20.0, 10.0, 40.0, 20.0]])
+    point = torch.tensor([[45.0, 15.0]])  # outside the box: the crop grows to hold it
+    crops = crop_boxes(boxes, point, 1.0)
+    assert crops.tolist() == [[20.0, 10.0, 46.0, 20.0]]
+    crops = crop_boxes(boxes, point, 2.0)
+    assert crops.tolist() == [[10.0, 5.0, 50.0, 25.0]]
+    _, mask_crops, crop_points = crop_inputs(image, masks, crops, point, 32)
+    assert crop_points[0].tolist() == pytest.approx([(45 - 10) * 32 / 40, (15 - 5) * 32 / 20])
+    pasted = paste_masks(mask_crops, crops, 40, 60)
+    assert ((pasted[0] > 0.5) == (masks[0] > 0.5)).float().mean() > 0.98
+
+
+def test_point_matching_hand_cases():
+    masks = torch.zeros((3, 10, 10), dtype=torch.bool)
+    masks[0, 0:6, 0:6] = True   # class 0, score .9
+    masks[1, 3:10, 3:10] = True  # class 0, score .5: overlaps mask 0
+    masks[2, 0:4, 6:10] = True   # class 1, score .8
+    classes, scores = torch.tensor([0, 0, 1]), torch.tensor([0.9, 0.5, 0.8])
+    points = torch.tensor([[4.5, 4.5],   # class 0, in masks 0 and 1
+                           [8.5, 9.5],   # class 0, in mask 1 only
+                           [7.5, 1.5],   # class 0, in mask 2 only (wrong class): no match
+                           [1.5, 8.5],   # class 1, in no mask
+                           [2.5, 2.5]])  # class 0, in mask 0 only, nearer its centre than point 0
+    point_classes = torch.tensor([0, 0, 0, 1, 0])
+    match = match_points_to_masks(points, point_classes, masks, classes, scores)
+    # by score: mask 0 covers points 0 and 4 and takes point 4 (nearer its centre (3, 3)); mask 2
+    # covers no point of its class; mask 1 covers points 0 and 1 and takes point 0 (nearer its
+    # centre (6.5, 6.5)): one mask per point, so point 1 is left without one
+    assert match.tolist() == [1, -1, -1, -1, 0]
+    assert match_points_to_masks(points, point_classes, masks[:0], classes[:0], scores[:0]).tolist() == [-1] * 5
