@@ -79,3 +79,47 @@ def test_point_matching_hand_cases():
     # centre (6.5, 6.5)): one mask per point, so point 1 is left without one
     assert match.tolist() == [1, -1, -1, -1, 0]
     assert match_points_to_masks(points, point_classes, masks[:0], classes[:0], scores[:0]).tolist() == [-1] * 5
+
+
+TINY = ["MODEL.DEVICE", "cpu", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "2", "SOLVER.WARMUP_ITERS", "1",
+        "SOLVER.CHECKPOINT_PERIOD", "100", "DATALOADER.NUM_WORKERS", "0", "INPUT.MIN_SIZE_TRAIN", "(128,)",
+        "INPUT.MIN_SIZE_TEST", "128", "DATASETS.TEST", "('tiny_val',)", "WSIS.VIS_NUM_IMAGES", "0",
+        "MODEL.FCOS.INFERENCE_TH", "0.0"]
+
+
+def test_pipeline_runs_end_to_end_and_resumes(tiny_shapes, tmp_path):
+    import json
+
+    from pycocotools.coco import COCO
+
+    from wsis_d2.model_zoo import get_config_file
+    from wsis_d2.modeling.pointwssis.pipeline import run_pipeline
+
+    semi = tiny_shapes["files"]["semi_50"]
+    out = tmp_path / "pw"
+    config = get_config_file("CondInst/R18_shapes.yaml")
+    results = run_pipeline(semi, tiny_shapes["root"], config, str(out), TINY, refiner_iters=2, crop_size=32)
+    assert "segm" in results
+    pseudo = json.loads((out / "pseudo" / "pseudo_labels.json").read_text())
+    coco = json.loads(open(semi).read())
+    strong = set(coco["info"]["fully_labelled_image_ids"])
+    assert len(pseudo["annotations"]) == len(coco["annotations"])  # every weak object got a mask
+    assert all("segmentation" in a and "point_coords" not in a for a in pseudo["annotations"])
+    stats = pseudo["info"]["pointwssis"]
+    assert stats["weak_objects"] == sum(a["image_id"] not in strong for a in coco["annotations"])
+    COCO(str(out / "pseudo" / "pseudo_labels.json"))  # valid for pycocotools
+    # a rerun skips the finished steps (their outputs stay untouched) and redoes the unfinished one
+    (out / "student" / "DONE.json").unlink()
+    kept = [out / "teacher" / "model_final.pth", out / "refiner" / "model_final.pth",
+            out / "pseudo" / "pseudo_labels.json"]
+    before = [p.stat().st_mtime_ns for p in kept]
+    run_pipeline(semi, tiny_shapes["root"], config, str(out), TINY, refiner_iters=2, crop_size=32)
+    assert [p.stat().st_mtime_ns for p in kept] == before and (out / "student" / "DONE.json").exists()
+
+
+def test_pipeline_refuses_a_file_that_is_not_a_semi_view(tiny_shapes, tmp_path):
+    from wsis_d2.data.checks import AnnotationError
+    from wsis_d2.modeling.pointwssis.pipeline import run_pipeline
+
+    with pytest.raises(AnnotationError, match="info.fully_labelled_image_ids"):
+        run_pipeline(tiny_shapes["files"]["full"], tiny_shapes["root"], "unused.yaml", str(tmp_path), TINY)

@@ -6,10 +6,12 @@
     wsis-d2 autolabel --input BOXES.json --image-root DIR --backend box|grabcut|model [--output OUT.json]
     wsis-d2 convert --format instance-png --images DIR --masks DIR --output OUT.json [--category NAME]
     wsis-d2 convert --format labelme --input DIR --output OUT.json
+    wsis-d2 pointwssis --semi-json SEMI.json --image-root DIR --config-file C --output-dir O [KEY VALUE ...]
     wsis-d2 report [--results FILE.json ...] [--output-dir DIR]
     wsis-d2 views --input COCO.json --views box,point,semi_10 [--output-dir DIR --num-points 10 --seed 0]
 """
 import argparse
+import os
 import sys
 
 
@@ -227,7 +229,55 @@ def _convert(argv):
           f"{len(report.skipped)} skipped -> {out}")
 
 
-COMMANDS = {"train": _train, "shapes": _shapes, "configs": _configs, "views": _views, "autolabel": _autolabel, "report": _report, "convert": _convert}
+def _pointwssis(argv):
+    import logging
+
+    from detectron2.utils.logger import setup_logger
+
+    from .data.checks import AnnotationError
+    from .data.register import shapes_root
+    from .data.shapes import ensure_shapes
+    from .modeling.pointwssis.pipeline import run_pipeline
+
+    parser = argparse.ArgumentParser(
+        prog="wsis-d2 pointwssis",
+        description="PointWSSIS end to end: teacher on the fully-labelled images, MaskRefineNet, point-guided "
+                    "pseudo masks (OUTPUT_DIR/pseudo/pseudo_labels.json), student. A rerun resumes after the last "
+                    "finished step.")
+    parser.add_argument("--semi-json", help="a semi view (wsis-d2 views --views semi_<p>); default: shapes "
+                                            "train_semi_<percent>.json")
+    parser.add_argument("--percent", type=float, default=10, help="shapes split when --semi-json is not given")
+    parser.add_argument("--image-root", help="image folder of --semi-json (default: the shapes root)")
+    parser.add_argument("--config-file", default=None, help="teacher/student config (default CondInst/R18_shapes)")
+    parser.add_argument("--output-dir", default=None)
+    parser.add_argument("--refiner-iters", type=int, default=300)
+    parser.add_argument("--crop-size", type=int, default=64)
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
+    args = parser.parse_args(argv)
+    setup_logger(name="wsis_d2", abbrev_name="wsis")
+    logging.getLogger("wsis_d2").setLevel(logging.INFO)
+    if args.semi_json is None:
+        root = shapes_root()
+        files = ensure_shapes(root)
+        key = f"semi_{args.percent:g}"
+        if key not in files:
+            parser.error(f"the shapes data has no {key} view; choose from {sorted(k for k in files if 'semi' in k)}")
+        args.semi_json, args.image_root = files[key], args.image_root or root
+    if not args.image_root:
+        parser.error("--image-root is required with --semi-json")
+    from .model_zoo import get_config_file
+
+    config = args.config_file or get_config_file("CondInst/R18_shapes.yaml")
+    out = args.output_dir or f"output/PointWSSIS/{os.path.splitext(os.path.basename(args.semi_json))[0]}"
+    try:
+        results = run_pipeline(args.semi_json, args.image_root, config, out, args.opts, args.refiner_iters,
+                               args.crop_size)
+    except AnnotationError as e:
+        raise SystemExit(f"error: {e}")
+    print(f"student: {results}")
+
+
+COMMANDS = {"train": _train, "shapes": _shapes, "configs": _configs, "views": _views, "autolabel": _autolabel, "report": _report, "convert": _convert, "pointwssis": _pointwssis}
 
 
 def main(argv=None):

@@ -12,7 +12,8 @@ from .trainer import Trainer
 
 
 def run(args):
-    """Train (optionally resuming) or, with ``--eval-only``, evaluate ``MODEL.WEIGHTS``.
+    """Train (optionally resuming) or, with ``--eval-only``, evaluate ``MODEL.WEIGHTS``; returns the
+    final COCO results.
 
     Evaluation writes ``OUTPUT_DIR/inference/metrics.json`` (the COCO metrics) and
     prediction pictures in ``OUTPUT_DIR/visualizations``.
@@ -30,7 +31,9 @@ def run(args):
         return results
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    trainer.train()
+    # DefaultTrainer keeps its final evaluation here (it returns it only with TEST.EXPECTED_RESULTS)
+    return getattr(trainer, "_last_eval_results", None)
 
 
 def main(argv=None):
