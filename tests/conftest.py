@@ -35,3 +35,30 @@ def small_config(config="CondInst/R18_shapes.yaml", train="tiny_full", output_di
     for key, value in overrides.items():
         cfg.merge_from_list([key.replace("__", "."), value])
     return cfg
+
+
+def check_empty_image_and_tiny_boxes(cfg, iteration: int = 200):
+    """One training step of ``cfg``'s model on a batch whose first image has no annotation and whose
+    second has only 2 x 1 px boxes (their points, if any, moved inside): losses and gradients finite."""
+    import copy
+
+    from detectron2.structures import Boxes, Instances
+    from detectron2.utils.events import EventStorage
+
+    from wsis_d2.engine.trainer import Trainer
+
+    model = Trainer.build_model(cfg)
+    batch = copy.deepcopy(next(iter(Trainer.build_train_loader(cfg))))
+    h, w = batch[0]["image"].shape[-2:]
+    batch[0]["instances"] = Instances((h, w), gt_boxes=Boxes(torch.zeros((0, 4))),
+                                      gt_classes=torch.zeros(0, dtype=torch.long))
+    tiny = batch[1]["instances"]
+    tiny.gt_boxes.tensor[:] = torch.tensor([20.0, 30.0, 22.0, 31.0])
+    if tiny.has("gt_point_coords"):
+        tiny.gt_point_coords[:] = torch.tensor([21.0, 30.5])
+    with EventStorage(iteration):
+        losses = model(batch)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    return losses

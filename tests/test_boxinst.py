@@ -1,5 +1,4 @@
 """BoxInst / BoxLevelSet models: train from the box view only, refuse mask losses, CondInst inference."""
-import copy
 
 import pytest
 import torch
@@ -9,7 +8,7 @@ from detectron2.utils.events import EventStorage
 from wsis_d2.engine.trainer import Trainer
 from wsis_d2.modeling.condinst import CondInst
 
-from .conftest import small_config
+from .conftest import check_empty_image_and_tiny_boxes, small_config
 
 BOX_CONFIGS = {
     "BoxInst/R18_shapes.yaml": {"loss_prj", "loss_pairwise"},
@@ -35,21 +34,9 @@ def test_trains_from_boxes_only(tiny_shapes, config):
     assert all(g is not None and torch.isfinite(g).all() for g in grads) and sum(g.abs().sum() for g in grads) > 0
 
 
-@pytest.mark.parametrize("config", list(BOX_CONFIGS))
+@pytest.mark.parametrize("config", list(BOX_CONFIGS) + ["BoxTeacher/R18_shapes.yaml"])
 def test_no_annotations_and_tiny_boxes(tiny_shapes, config):
-    cfg = small_config(config, train="tiny_box")
-    model = Trainer.build_model(cfg)
-    batch = copy.deepcopy(next(iter(Trainer.build_train_loader(cfg))))
-    h, w = batch[0]["image"].shape[-2:]
-    batch[0]["instances"] = Instances((h, w), gt_boxes=Boxes(torch.zeros((0, 4))),
-                                      gt_classes=torch.zeros(0, dtype=torch.long))
-    tiny = batch[1]["instances"]
-    tiny.gt_boxes.tensor[:] = torch.tensor([20.0, 30.0, 22.0, 31.0])  # 2 x 1 px boxes
-    with EventStorage(200):
-        losses = model(batch)
-    assert all(torch.isfinite(v) for v in losses.values())
-    sum(losses.values()).backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    check_empty_image_and_tiny_boxes(small_config(config, train="tiny_box"))
 
 
 def test_box_models_refuse_a_mask_reading_loss(tiny_shapes):

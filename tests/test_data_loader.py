@@ -1,5 +1,3 @@
-import numpy as np
-import pytest
 import torch
 from detectron2.data import DatasetCatalog
 from detectron2.data import transforms as T

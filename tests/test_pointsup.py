@@ -1,5 +1,4 @@
 """PointSup: the point loss (hand cases, frames, gradients), both detectors, the views tool."""
-import copy
 import json
 import math
 
@@ -18,7 +17,7 @@ from wsis_d2.engine.trainer import Trainer
 from wsis_d2.modeling.losses import ImageFrameInputs, point_loss, sample_at_points
 from wsis_d2.modeling.roi_heads.box_supervised import RoIFrameInputs
 
-from .conftest import small_config
+from .conftest import check_empty_image_and_tiny_boxes, small_config
 
 
 def _bce(logit, label):
@@ -116,20 +115,7 @@ def test_trains_from_points_without_masks(tiny_shapes, config):
 
 @pytest.mark.parametrize("config", list(POINTSUP_CONFIGS))
 def test_no_annotations_and_tiny_boxes(tiny_shapes, config):
-    cfg = small_config(config, train="tiny_point")
-    model = Trainer.build_model(cfg)
-    batch = copy.deepcopy(next(iter(Trainer.build_train_loader(cfg))))
-    h, w = batch[0]["image"].shape[-2:]
-    batch[0]["instances"] = Instances((h, w), gt_boxes=Boxes(torch.zeros((0, 4))),
-                                      gt_classes=torch.zeros(0, dtype=torch.long))
-    tiny = batch[1]["instances"]
-    tiny.gt_boxes.tensor[:] = torch.tensor([20.0, 30.0, 22.0, 31.0])
-    tiny.gt_point_coords[:] = torch.tensor([21.0, 30.5])
-    with EventStorage(0):
-        losses = model(batch)
-    assert all(torch.isfinite(v) for v in losses.values())
-    sum(losses.values()).backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    check_empty_image_and_tiny_boxes(small_config(config, train="tiny_point"), iteration=0)
 
 
 def test_point_models_refuse_a_mask_reading_loss_and_need_points(tiny_shapes):

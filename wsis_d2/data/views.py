@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pycocotools.mask as mask_util
 
 from .pixels import pixel_span
 from .rle import decode

@@ -14,7 +14,7 @@ from torch import nn
 
 from .inputs import MaskLossInputs
 from .pairwise import log_same_label_probability
-from .registry import MASK_LOSS_REGISTRY
+from .registry import MASK_LOSS_REGISTRY, linear_ramp
 
 
 def pairwise_color_loss(logits: torch.Tensor, similar_edges: torch.Tensor, in_box: torch.Tensor,
@@ -49,7 +49,7 @@ class PairwiseColorLoss(nn.Module):
         self.weight = p.WEIGHT
 
     def warmup_factor(self, iteration: int) -> float:
-        return min(iteration / float(self.warmup_iters), 1.0) if self.warmup_iters > 0 else 1.0
+        return linear_ramp(iteration, self.warmup_iters)
 
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
         if mask_logits.shape[0] == 0:

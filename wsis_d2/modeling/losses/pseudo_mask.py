@@ -16,7 +16,7 @@ from torch import nn
 from .dice import dice_loss
 from .inputs import MaskLossInputs
 from .pairwise import log_same_label_probability, neighbours
-from .registry import MASK_LOSS_REGISTRY
+from .registry import MASK_LOSS_REGISTRY, linear_ramp
 
 
 def weighted_dice_loss(probs: torch.Tensor, pseudo: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,7 @@ class PseudoMaskLoss(nn.Module):
         if mask_logits.shape[0] == 0:
             return {"loss_pseudo_mask": mask_logits.sum() * 0}
         pseudo, weights = inputs.pseudo_masks()
-        ramp = min(inputs.iteration / float(self.warmup_iters), 1.0) if self.warmup_iters > 0 else 1.0
+        ramp = linear_ramp(inputs.iteration, self.warmup_iters)
         loss = weighted_dice_loss(mask_logits.sigmoid(), pseudo, weights)
         return {"loss_pseudo_mask": self.weight * ramp * loss}
 
@@ -102,7 +102,7 @@ class PseudoAffinityLoss(nn.Module):
         pseudo, weights = inputs.pseudo_masks()
         _, valid = inputs.color_graph(self.size, self.dilation)
         in_box = inputs.box_masks(*mask_logits.shape[-2:])[:, None] >= 0.5
-        ramp = min(inputs.iteration / float(self.warmup_iters), 1.0) if self.warmup_iters > 0 else 1.0
+        ramp = linear_ramp(inputs.iteration, self.warmup_iters)
         loss = pseudo_affinity_loss(mask_logits, pseudo, weights, valid, in_box, self.size, self.dilation,
                                     self.thresh)
         return {"loss_pseudo_affinity": self.weight * ramp * loss}

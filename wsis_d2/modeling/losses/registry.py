@@ -41,3 +41,8 @@ def build_mask_losses(cfg, names: Iterable[str], allowed_labels=None) -> nn.Modu
                              f"{sorted(allowed_labels)}")
         losses.append(cls(cfg))
     return nn.ModuleList(losses)
+
+
+def linear_ramp(iteration: int, length: int) -> float:
+    """Warm-up factor min(iteration / length, 1); 1 when ``length`` <= 0."""
+    return min(iteration / float(length), 1.0) if length > 0 else 1.0
