@@ -121,3 +121,20 @@ def test_pseudo_affinity_hand_case():
     loss.backward()
     assert logits.grad.abs().sum() > 0
     assert pseudo_affinity_loss(logits, pseudo, torch.zeros(1), valid, in_box, 3, 1).item() == 0
+
+
+def test_student_only_weights_load_into_both_copies(tiny_shapes, tmp_path):
+    from wsis_d2.engine.checkpoint import WSISCheckpointer
+
+    cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box")
+    torch.manual_seed(1)
+    source = Trainer.build_model(cfg).student
+    torch.save({"model": source.state_dict()}, tmp_path / "student_only.pth")  # e.g. a BoxInst checkpoint
+    torch.manual_seed(2)
+    model = Trainer.build_model(cfg)
+    WSISCheckpointer(model).load(str(tmp_path / "student_only.pth"))
+    for name, value in source.state_dict().items():
+        assert torch.equal(model.student.state_dict()[name], value)
+        assert torch.equal(model.teacher.model.state_dict()[name], value)
+    # evaluation outputs carry no soft masks; pseudo-labelling turns them on only while it runs
+    assert not model.teacher.model.keep_mask_probs

@@ -123,3 +123,16 @@ def test_pipeline_refuses_a_file_that_is_not_a_semi_view(tiny_shapes, tmp_path):
 
     with pytest.raises(AnnotationError, match="info.fully_labelled_image_ids"):
         run_pipeline(tiny_shapes["files"]["full"], tiny_shapes["root"], "unused.yaml", str(tmp_path), TINY)
+
+
+def test_pipeline_refuses_to_resume_with_other_inputs(tiny_shapes, tmp_path):
+    import json
+
+    from wsis_d2.modeling.pointwssis.pipeline import run_pipeline
+
+    (tmp_path / "PIPELINE.json").write_text(json.dumps({"semi_json": "/elsewhere/train_semi_5.json"}))
+    with pytest.raises(ValueError, match="holds a PointWSSIS run with other inputs"):
+        run_pipeline(tiny_shapes["files"]["semi_50"], tiny_shapes["root"], "unused.yaml", str(tmp_path), TINY)
+    with pytest.raises(ValueError, match="divisible by 8"):
+        run_pipeline(tiny_shapes["files"]["semi_50"], tiny_shapes["root"], "unused.yaml", str(tmp_path), TINY,
+                     crop_size=30)

@@ -263,8 +263,15 @@ def _pointwssis(argv):
         if key not in files:
             parser.error(f"the shapes data has no {key} view; choose from {sorted(k for k in files if 'semi' in k)}")
         args.semi_json, args.image_root = files[key], args.image_root or root
-    if not args.image_root:
+    elif not args.image_root:
         parser.error("--image-root is required with --semi-json")
+    elif "DATASETS.TEST" not in args.opts:
+        parser.error("with --semi-json, name the evaluation set: DATASETS.TEST \"('my_val',)\" (a registered dataset)")
+    if "MODEL.FCOS.NUM_CLASSES" not in args.opts:
+        import json
+
+        with open(args.semi_json) as f:
+            args.opts += ["MODEL.FCOS.NUM_CLASSES", str(len(json.load(f).get("categories", [])))]
     from .model_zoo import get_config_file
 
     config = args.config_file or get_config_file("CondInst/R18_shapes.yaml")

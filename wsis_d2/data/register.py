@@ -35,7 +35,15 @@ def load_checked_coco_json(json_file: str, image_root: str, dataset_name: str = 
     return load_coco_json(json_file, image_root, dataset_name, extra_annotation_keys=POINT_ANNOTATION_KEYS)
 
 
-def register_wsis_coco_instances(name: str, metadata: dict, json_file: str, image_root: str) -> None:
+def unregister(name: str) -> None:
+    """Forget a dataset name (so that it can be registered again, e.g. at another path)."""
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def register_wsis_coco_instances(name: str, metadata: dict, json_file: str, image_root: str,
+                                 replace: bool = False) -> None:
     """Like detectron2's ``register_coco_instances``, with checks and point fields.
 
     Args:
@@ -44,7 +52,10 @@ def register_wsis_coco_instances(name: str, metadata: dict, json_file: str, imag
         json_file: COCO instance JSON; its supervision (masks, boxes, points)
             decides what the data loader yields.
         image_root: folder the images' ``file_name`` are relative to.
+        replace: drop an existing registration of ``name`` first (else detectron2 refuses).
     """
+    if replace:
+        unregister(name)
     DatasetCatalog.register(name, lambda: load_checked_coco_json(json_file, image_root, name))
     MetadataCatalog.get(name).set(json_file=json_file, image_root=image_root, evaluator_type="coco", **metadata)
 
@@ -100,9 +111,7 @@ def register_shapes(root: str = None, prefix: str = "shapes") -> None:
     thing_classes = [c["name"] for c in CATEGORIES]
     for view in SHAPES_VIEWS + ("val",):
         name = f"{prefix}_{view}"
-        if name in DatasetCatalog.list():
-            DatasetCatalog.remove(name)
-            MetadataCatalog.remove(name)
+        unregister(name)
         DatasetCatalog.register(name, lambda view=view, name=name: _load_shapes_view(view, root, name))
         json_name = "val.json" if view == "val" else f"train_{view}.json"
         MetadataCatalog.get(name).set(
@@ -111,9 +120,7 @@ def register_shapes(root: str = None, prefix: str = "shapes") -> None:
         )
     for backend in SHAPES_PSEUDO_BACKENDS:
         name = f"{prefix}_pseudo_{backend}"
-        if name in DatasetCatalog.list():
-            DatasetCatalog.remove(name)
-            MetadataCatalog.remove(name)
+        unregister(name)
         DatasetCatalog.register(name, lambda b=backend, n=name: _load_shapes_pseudo_view(b, root, n))
         MetadataCatalog.get(name).set(
             json_file=os.path.join(root, "annotations", f"train_pseudo_{backend}.json"), image_root=root,

@@ -2,10 +2,10 @@
 import json
 import os
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
 
+from .checkpoint import WSISCheckpointer
 from .launch import launch
 from .setup import setup
 from .trainer import Trainer
@@ -21,7 +21,7 @@ def run(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        WSISCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = Trainer.test(cfg, model)
         if comm.is_main_process():
             out = os.path.join(cfg.OUTPUT_DIR, "inference", "metrics.json")

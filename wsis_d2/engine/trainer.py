@@ -5,6 +5,7 @@ time / ETA logging, TensorBoard, periodic evaluation) is DefaultTrainer's own.
 """
 import logging
 import os
+import weakref
 
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer
@@ -13,6 +14,7 @@ from detectron2.utils import comm
 from ..data.mapper import WSISDatasetMapper
 from ..evaluation import build_coco_evaluator
 from ..modeling.teacher import EMAUpdateHook
+from .checkpoint import WSISCheckpointer
 from .visualize import save_prediction_pictures
 
 logger = logging.getLogger(__name__)
@@ -21,7 +23,9 @@ logger = logging.getLogger(__name__)
 class Trainer(DefaultTrainer):
     def build_hooks(self):
         """DefaultTrainer's hooks; models with an EMA teacher also update it after each step,
-        before the checkpointer saves it."""
+        before the checkpointer saves it. (Called inside DefaultTrainer's constructor, right after
+        it made its checkpointer: the teacher-aware one takes its place before any hook uses it.)"""
+        self.checkpointer = WSISCheckpointer(self.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
         hooks = super().build_hooks()
         model = getattr(self.model, "module", self.model)
         if hasattr(model, "update_teacher"):

@@ -44,7 +44,6 @@ class BoxTeacher(nn.Module):
         self.student = student
         self.teacher = MeanTeacher(teacher)
         self.teacher.copy_from(student)
-        teacher.keep_mask_probs = True
         self.momentum = momentum
         self.iou_thresh = iou_thresh
         self.mask_thresh = mask_thresh
@@ -80,7 +79,12 @@ class BoxTeacher(nn.Module):
         from the teacher's predictions at the input resolution."""
         teacher_inputs = [{"image": x["image"], "height": x["image"].shape[-2], "width": x["image"].shape[-1]}
                           for x in batched_inputs]
-        outputs = self.teacher(teacher_inputs)
+        # soft masks only here: evaluation outputs stay as small as CondInst's
+        self.teacher.model.keep_mask_probs = True
+        try:
+            outputs = self.teacher(teacher_inputs)
+        finally:
+            self.teacher.model.keep_mask_probs = False
         labelled = []
         for x, out in zip(batched_inputs, outputs):
             gt = x["instances"].to(self.device)

@@ -51,4 +51,7 @@ def paste_masks(crop_probs: torch.Tensor, crops: torch.Tensor, height: int, widt
     gx = (xs[None] - crops[:, 0:1]) / (crops[:, 2:3] - crops[:, 0:1]) * 2 - 1  # (N, W)
     gy = (ys[None] - crops[:, 1:2]) / (crops[:, 3:4] - crops[:, 1:2]) * 2 - 1  # (N, H)
     grid = torch.stack([gx[:, None, :].expand(n, height, width), gy[:, :, None].expand(n, height, width)], dim=3)
-    return F.grid_sample(crop_probs, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
+    # border padding keeps the crop's edge cells at full value; outside the crop is zero
+    inside = (grid.abs() <= 1).all(dim=3)
+    pasted = F.grid_sample(crop_probs, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
+    return pasted * inside

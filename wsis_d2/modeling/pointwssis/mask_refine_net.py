@@ -43,7 +43,9 @@ class MaskRefineNet(nn.Module):
     forward: (N, 3 + 1 + C + 1, S, S) -> (N, 1, S, S) logits; S divisible by 2**depth.
     """
 
-    def __init__(self, num_classes: int, width: int = 16, depth: int = 3):
+    DEFAULT_DEPTH = 3
+
+    def __init__(self, num_classes: int, width: int = 16, depth: int = DEFAULT_DEPTH):
         super().__init__()
         self.num_classes = num_classes
         self.in_channels = 3 + 1 + num_classes + 1

@@ -16,19 +16,22 @@ marker, so that a rerun resumes after the last finished step:
 
 Deviation: the reference decodes one mask per point from SOLOv2's grid
 (prompting); here finished CondInst predictions are matched to the points.
+Limit: step 2 holds the fully-labelled images and full-size masks in memory,
+which suits small subsets (the shapes data), not 10 % of COCO yet.
 """
 import json
 import logging
 import os
+import shutil
 import time
 from typing import Dict, List
 
 import cv2
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 
-from ...data.checks import AnnotationError
+from ...autolabel.backends import fill_box
+from ...data.checks import AnnotationError, check_coco_instances
 from ...data.register import register_wsis_coco_instances
 from ...data.rle import decode, encode_mask
 from ..losses import dice_loss
@@ -60,28 +63,21 @@ def split_semi(coco: dict, json_file: str):
     return strong, weak
 
 
-class Predictor:
-    """The teacher's predictions (boxes, classes, scores, mask probabilities) on one image file."""
+def build_predictor(cfg, weights: str):
+    """detectron2's ``DefaultPredictor`` (BGR image in, resize, ``Instances`` at the image's size out)
+    of the teacher, returning soft masks too (``pred_mask_probs``)."""
+    from detectron2.engine import DefaultPredictor
 
-    def __init__(self, cfg, weights: str):
-        from ...engine.trainer import Trainer
+    cfg = cfg.clone()
+    cfg.MODEL.WEIGHTS = weights
+    predictor = DefaultPredictor(cfg)
+    predictor.model.keep_mask_probs = True
+    return lambda image_bgr: predictor(image_bgr)["instances"].to("cpu")
 
-        self.model = Trainer.build_model(cfg)
-        DetectionCheckpointer(self.model).load(weights)
-        self.model.eval()
-        self.model.keep_mask_probs = True
-        self.format = cfg.INPUT.FORMAT
-        self.min_size, self.max_size = cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST
 
-    @torch.no_grad()
-    def __call__(self, image_bgr: np.ndarray):
-        from detectron2.data import transforms as T
-
-        h, w = image_bgr.shape[:2]
-        image = image_bgr[:, :, ::-1] if self.format == "RGB" else image_bgr
-        resized = T.ResizeShortestEdge(self.min_size, self.max_size).get_transform(image).apply_image(image)
-        tensor = torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1))).float()
-        return self.model([{"image": tensor, "height": h, "width": w}])[0]["instances"].to("cpu")
+def xyxy(bbox) -> list:
+    """COCO [x, y, w, h] -> [x0, y0, x1, y1]."""
+    return [bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3]]
 
 
 def _image_tensor(image_bgr: np.ndarray) -> torch.Tensor:
@@ -99,15 +95,18 @@ def refine(net: MaskRefineNet, image: torch.Tensor, rough: torch.Tensor, boxes: 
     return paste_masks(net(x).sigmoid(), crops, *image.shape[-2:])
 
 
-def _read(image_root: str, img: dict) -> np.ndarray:
+def _read(image_root: str, img: dict, json_file: str) -> np.ndarray:
     path = os.path.join(image_root, img["file_name"])
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
-        raise AnnotationError(f"image id {img['id']}: cannot read {path}")
+        raise AnnotationError(f"{json_file}: image id {img['id']}: cannot read {path}")
+    if image.shape[:2] != (img["height"], img["width"]):
+        raise AnnotationError(f"{json_file}: image id {img['id']}: {path} is {image.shape[1]}x{image.shape[0]}, "
+                              f"the JSON says 'width' {img['width']}, 'height' {img['height']}")
     return image
 
 
-def _refiner_pairs(predictor: Predictor, strong: dict, image_root: str, category_index: Dict[int, int]):
+def _refiner_pairs(predictor, strong: dict, image_root: str, category_index: Dict[int, int], json_file: str):
     """Training pairs on the strong images: (image, teacher prob mask, GT mask, GT centre point, class)."""
     from ...data.views import center_point
 
@@ -119,7 +118,7 @@ def _refiner_pairs(predictor: Predictor, strong: dict, image_root: str, category
         anns = by_image.get(img["id"], [])
         if not anns:
             continue
-        image = _read(image_root, img)
+        image = _read(image_root, img, json_file)
         pred = predictor(image)
         gts = [decode(a["segmentation"], img["height"], img["width"]) for a in anns]
         for a, gt in zip(anns, gts):
@@ -132,9 +131,7 @@ def _refiner_pairs(predictor: Predictor, strong: dict, image_root: str, category
             else:
                 rough = None
             if rough is None:  # the teacher missed it: learn to refine the filled box too
-                x, y, w, h = a["bbox"]
-                rough = torch.zeros((img["height"], img["width"]))
-                rough[int(y): int(np.ceil(y + h)), int(x): int(np.ceil(x + w))] = 1.0
+                rough = torch.as_tensor(fill_box(xyxy(a["bbox"]), img["height"], img["width"]), dtype=torch.float32)
             pairs.append((img["id"], rough, torch.as_tensor(gt, dtype=torch.float32),
                           torch.tensor(center_point(a["segmentation"], img["height"], img["width"])),
                           category_index[a["category_id"]], torch.tensor(a["bbox"], dtype=torch.float32)))
@@ -172,8 +169,8 @@ def train_refiner(pairs, images: Dict[int, torch.Tensor], num_classes: int, iter
     return net.eval()
 
 
-def pseudo_label(predictor: Predictor, net: MaskRefineNet, coco: dict, weak: Dict[int, list], image_root: str,
-                 category_index: Dict[int, int], size: int, score_thresh: float = 0.05):
+def pseudo_label(predictor, net: MaskRefineNet, coco: dict, weak: Dict[int, list], image_root: str,
+                 category_index: Dict[int, int], size: int, json_file: str, score_thresh: float = 0.05):
     """Pseudo masks for the weak objects; returns (annotations, stats)."""
     images = {i["id"]: i for i in coco["images"]}
     annotations, matched, from_box = [], 0, 0
@@ -181,34 +178,47 @@ def pseudo_label(predictor: Predictor, net: MaskRefineNet, coco: dict, weak: Dic
         if not anns:
             continue
         img = images[image_id]
-        image_bgr = _read(image_root, img)
+        image_bgr = _read(image_root, img, json_file)
         pred = predictor(image_bgr)
         pred = pred[pred.scores >= score_thresh]
         points = torch.tensor([a["point_coords"][0] for a in anns], dtype=torch.float32)
         classes = torch.tensor([category_index[a["category_id"]] for a in anns])
         match = match_points_to_masks(points, classes, pred.pred_masks, pred.pred_classes, pred.scores)
         h, w = img["height"], img["width"]
-        boxes = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
-                              for a in anns])
+        boxes = torch.tensor([xyxy(a["bbox"]) for a in anns])
         rough = torch.zeros((len(anns), h, w))
         for k, (a, d) in enumerate(zip(anns, match.tolist())):
             if d >= 0:
                 rough[k] = pred.pred_mask_probs[d]
                 matched += 1
             else:
-                x0, y0, x1, y1 = boxes[k].tolist()
-                rough[k, int(y0): int(np.ceil(y1)), int(x0): int(np.ceil(x1))] = 1.0
+                rough[k] = torch.as_tensor(fill_box(boxes[k].tolist(), h, w), dtype=torch.float32)
                 from_box += 1
         with torch.no_grad():
             probs = refine(net, _image_tensor(image_bgr), rough, boxes, points, classes, size, 2.0)
-        for a, prob, point in zip(anns, probs, points):
-            mask = (prob > 0.5).numpy()
+        for a, prob, point, box in zip(anns, probs, points, boxes):
+            mask = (prob > 0.5).numpy() & fill_box(box.tolist(), h, w)  # the object lies in its box
             px, py = int(point[0]), int(point[1])
             mask[min(py, h - 1), min(px, w - 1)] = True  # the labelled point is on the object
             rle = encode_mask(mask)
             annotations.append({k: v for k, v in a.items() if k not in ("point_coords", "point_labels")}
                                | {"segmentation": rle, "area": float(mask.sum())})
     return annotations, {"weak_objects": matched + from_box, "matched_to_teacher": matched, "from_box": from_box}
+
+
+def _check_same_inputs(output_dir: str, inputs: dict) -> None:
+    """Resuming is only sound with the same inputs: record them, refuse others."""
+    path = os.path.join(output_dir, "PIPELINE.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            before = json.load(f)
+        if before != json.loads(json.dumps(inputs)):
+            changed = sorted(k for k in set(before) | set(inputs) if before.get(k) != inputs.get(k))
+            raise ValueError(f"{output_dir} holds a PointWSSIS run with other inputs ({', '.join(changed)} differ, "
+                             f"see {path}); choose another output dir or delete it")
+        return
+    with open(path, "w") as f:
+        json.dump(inputs, f, indent=1)
 
 
 def _done(folder: str) -> bool:
@@ -218,16 +228,6 @@ def _done(folder: str) -> bool:
 def _mark_done(folder: str, **facts) -> None:
     with open(os.path.join(folder, "DONE.json"), "w") as f:
         json.dump(facts, f, indent=1)
-
-
-def _register(name: str, json_file: str, image_root: str) -> None:
-    """(Re-)register a pipeline dataset: a rerun may point it at another output folder."""
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    register_wsis_coco_instances(name, {}, json_file, image_root)
 
 
 def _train(config_file: str, dataset: str, output_dir: str, opts: List[str]):
@@ -245,16 +245,27 @@ def run_pipeline(semi_json: str, image_root: str, config_file: str, output_dir: 
     """Run (or resume) the four steps; returns the student's evaluation results."""
     from ...engine.setup import build_config
 
+    if crop_size % 2 ** MaskRefineNet.DEFAULT_DEPTH:
+        raise ValueError(f"crop size {crop_size} must be divisible by {2 ** MaskRefineNet.DEFAULT_DEPTH}")
     with open(semi_json) as f:
         coco = json.load(f)
+    check_coco_instances(coco, semi_json, image_root)
     strong, weak = split_semi(coco, semi_json)
     category_index = {c["id"]: k for k, c in enumerate(sorted(coco["categories"], key=lambda c: c["id"]))}
     os.makedirs(output_dir, exist_ok=True)
+    _check_same_inputs(output_dir, {"semi_json": os.path.abspath(semi_json), "semi_json_bytes": os.path.getsize(semi_json),
+                                    "image_root": os.path.abspath(image_root), "config_file": config_file,
+                                    "opts": list(opts), "refiner_iters": refiner_iters, "crop_size": crop_size})
     folders = {s: os.path.join(output_dir, s) for s in STEPS}
+    for k, step in enumerate(STEPS):  # a step that runs again makes every later one stale
+        if not _done(folders[step]):
+            for later in STEPS[k + 1:]:
+                shutil.rmtree(folders[later], ignore_errors=True)
+            break
     strong_json = os.path.join(output_dir, "strong.json")
     with open(strong_json, "w") as f:
         json.dump(strong, f)
-    _register("pointwssis_strong", strong_json, image_root)
+    register_wsis_coco_instances("pointwssis_strong", {}, strong_json, image_root, replace=True)
 
     def progress(k, step, what):
         logger.info(f"[PointWSSIS step {k}/4: {step}] {what}")
@@ -266,7 +277,7 @@ def run_pipeline(semi_json: str, image_root: str, config_file: str, output_dir: 
         _train(config_file, "pointwssis_strong", folders["teacher"], list(opts))
         _mark_done(folders["teacher"], images=len(strong["images"]))
     cfg = build_config(config_file, list(opts) + ["OUTPUT_DIR", folders["teacher"]])
-    predictor = Predictor(cfg, os.path.join(folders["teacher"], "model_final.pth"))
+    predictor = build_predictor(cfg, os.path.join(folders["teacher"], "model_final.pth"))
 
     refiner_file = os.path.join(folders["refiner"], "model_final.pth")
     if _done(folders["refiner"]):
@@ -277,10 +288,10 @@ def run_pipeline(semi_json: str, image_root: str, config_file: str, output_dir: 
     else:
         progress(2, "refiner", f"MaskRefineNet, {refiner_iters} iterations")
         os.makedirs(folders["refiner"], exist_ok=True)
-        pairs = _refiner_pairs(predictor, strong, image_root, category_index)
+        pairs = _refiner_pairs(predictor, strong, image_root, category_index, semi_json)
         if not pairs:
             raise AnnotationError(f"{semi_json}: the fully-labelled images hold no object to train MaskRefineNet")
-        images = {i["id"]: _image_tensor(_read(image_root, i)) for i in strong["images"]}
+        images = {i["id"]: _image_tensor(_read(image_root, i, semi_json)) for i in strong["images"]}
         net = train_refiner(pairs, images, len(category_index), refiner_iters, crop_size)
         torch.save(net.state_dict(), refiner_file)
         _mark_done(folders["refiner"], pairs=len(pairs), iters=refiner_iters)
@@ -291,14 +302,15 @@ def run_pipeline(semi_json: str, image_root: str, config_file: str, output_dir: 
     else:
         progress(3, "pseudo", f"pseudo masks for {sum(len(v) for v in weak.values())} point-labelled objects")
         os.makedirs(folders["pseudo"], exist_ok=True)
-        annotations, stats = pseudo_label(predictor, net, coco, weak, image_root, category_index, crop_size)
+        annotations, stats = pseudo_label(predictor, net, coco, weak, image_root, category_index, crop_size,
+                                          semi_json)
         out = dict(coco, annotations=strong["annotations"] + annotations,
                    info=dict(coco.get("info", {}), pointwssis=stats))
         with open(pseudo_json, "w") as f:
             json.dump(out, f)
         _mark_done(folders["pseudo"], **stats)
         logger.info(f"[PointWSSIS] {stats} -> {pseudo_json}")
-    _register("pointwssis_pseudo", pseudo_json, image_root)
+    register_wsis_coco_instances("pointwssis_pseudo", {}, pseudo_json, image_root, replace=True)
 
     if _done(folders["student"]):
         progress(4, "student", "done before, skipped")
