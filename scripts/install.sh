@@ -109,12 +109,19 @@ PYEOF
 fi
 
 step "install wsis_d2 (editable) with its dev extras"
+# keep what detectron2 v0.6 needs to import when a dependency (e.g. scikit-image) would upgrade it
+CONSTRAINTS=()
+if [[ "$(d2_status)" == "fallback" ]]; then
+  CONSTRAINT_FILE="$(mktemp)"
+  printf '%s\n' "Pillow<10" "setuptools<80" > "$CONSTRAINT_FILE"
+  CONSTRAINTS=(-c "$CONSTRAINT_FILE")
+fi
 STAMP="$VENV/.wsis_d2_install_stamp"
 WANT="$(cat "$ROOT/setup.py" | sha1sum | cut -d' ' -f1) $ROOT"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && "$PY" -c "import wsis_d2" 2>/dev/null; then
   echo "    up to date"
 else
-  pip_install --no-build-isolation -e "$ROOT[dev]"
+  pip_install --no-build-isolation "${CONSTRAINTS[@]}" -e "$ROOT[dev]"
   echo "$WANT" > "$STAMP"
 fi
 

@@ -16,7 +16,13 @@ def has_compiled_ops() -> bool:
 
 
 def build_coco_evaluator(cfg, dataset_name: str, output_dir: str) -> COCOEvaluator:
-    """Box + mask COCO AP; the fast C++ COCOeval when compiled, pycocotools otherwise."""
+    """Box + mask COCO AP; the fast C++ COCOeval when compiled, pycocotools otherwise.
+
+    AP counts as many detections per image as the model may output (``TEST.DETECTIONS_PER_IMAGE``
+    for R-CNNs, ``MODEL.FCOS.POST_NMS_TOPK`` for FCOS-based models; COCO's 100 by default), so
+    raising them for dense scenes is not silently undone by COCO's cap of 100.
+    """
     tasks = ("bbox", "segm") if cfg.MODEL.MASK_ON else ("bbox",)
+    max_dets = max(cfg.TEST.DETECTIONS_PER_IMAGE, cfg.MODEL.FCOS.POST_NMS_TOPK)
     return COCOEvaluator(dataset_name, tasks=tasks, distributed=True, output_dir=output_dir,
-                         use_fast_impl=has_compiled_ops())
+                         use_fast_impl=has_compiled_ops(), max_dets_per_image=max_dets)
