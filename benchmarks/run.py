@@ -27,6 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 
+# Teacher-student rows also measure their pseudo masks against the training images' hidden GT masks
+# every 100 iterations (WSIS.PSEUDO_MASK_EVAL; the model never reads them).
+PSEUDO_MASK_EVAL = ["WSIS.PSEUDO_MASK_EVAL.PERIOD", "100", "WSIS.PSEUDO_MASK_EVAL.DATASET", "shapes_full",
+                    "WSIS.PSEUDO_MASK_EVAL.NUM_IMAGES", "32"]
+
 # method -> shipped config, the view it trains on, and its fully-supervised twin
 METHODS = {
     "condinst": {"config": "CondInst/R18_shapes.yaml", "full_twin": "condinst"},
@@ -36,7 +41,7 @@ METHODS = {
     "boxinst_mask_rcnn": {"config": "BoxInst/MaskRCNN_R18_shapes.yaml", "full_twin": "mask_rcnn"},
     "pointsup_condinst": {"config": "PointSup/CondInst_R18_shapes.yaml", "full_twin": "condinst"},
     "pointsup_mask_rcnn": {"config": "PointSup/MaskRCNN_R18_shapes.yaml", "full_twin": "mask_rcnn"},
-    "boxteacher": {"config": "BoxTeacher/R18_shapes.yaml", "full_twin": "condinst"},
+    "boxteacher": {"config": "BoxTeacher/R18_shapes.yaml", "full_twin": "condinst", "opts": PSEUDO_MASK_EVAL},
     "pseudo_box_condinst": {"config": "PseudoLabel/CondInst_box_R18_shapes.yaml", "full_twin": "condinst"},
     "pseudo_grabcut_condinst": {"config": "PseudoLabel/CondInst_grabcut_R18_shapes.yaml", "full_twin": "condinst"},
 }
@@ -57,8 +62,11 @@ PRESETS = {
 # gt_mask_iou: mean over GT objects of the best mask IoU of any prediction scored >= 0.3
 # (0 when none), class-agnostic: mask quality and recall apart from classification.
 # twin_date: the results file the full twin's row came from (today's, else the newest earlier one).
+# pseudo_mask_miou: teacher-student rows, the last measurement of their kept pseudo masks' mean IoU vs
+# hidden GT (the JSON also holds pseudo_mask_curve: [iteration, mIoU, share of GT boxes kept] rows).
 ROW_KEYS = ["method", "config", "train_set", "eval_set", "preset", "iters", "device", "segm_AP", "bbox_AP",
-            "ratio_to_full", "twin_date", "gt_mask_iou", "s_per_iter", "peak_rss_mb", "train_eval_minutes", "commit"]
+            "ratio_to_full", "twin_date", "gt_mask_iou", "pseudo_mask_miou", "s_per_iter", "peak_rss_mb",
+            "train_eval_minutes", "commit"]
 
 
 def _device_name(preset: str) -> str:
@@ -87,15 +95,19 @@ def _train_and_eval(config_file: str, opts: list, queue) -> None:
 
 
 def _read_metrics(metrics_file: Path):
-    """(median s/iter after the first 20 iterations, final evaluation scalars) from detectron2's metrics.json."""
-    times, evaluation = [], {}
+    """(median s/iter after the first 20 iterations, final evaluation scalars, pseudo-mask curve)
+    from detectron2's metrics.json."""
+    times, evaluation, curve = [], {}, []
     for line in metrics_file.read_text().splitlines():
         entry = json.loads(line)
         if "time" in entry and entry.get("iteration", 0) >= 20:
             times.append(entry["time"])
         if "segm/AP" in entry or "bbox/AP" in entry:
             evaluation = entry
-    return (statistics.median(times) if times else float("nan")), evaluation
+        if "pseudo_mask/miou" in entry:
+            curve.append([entry["iteration"] + 1, round(entry["pseudo_mask/miou"], 3),
+                          round(entry["pseudo_mask/kept"], 3)])
+    return (statistics.median(times) if times else float("nan")), evaluation, curve
 
 
 def gt_mask_iou(results_json: Path, gt_json: str, score_thresh: float = 0.3) -> float:
@@ -143,7 +155,7 @@ def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> di
     minutes = (time.time() - start) / 60.0
     if proc.exitcode != 0 or report is None:
         raise RuntimeError(f"{method} failed (exit code {proc.exitcode}); see {out_dir}/log.txt")
-    s_per_iter, evaluation = _read_metrics(out_dir / "metrics.json")
+    s_per_iter, evaluation, curve = _read_metrics(out_dir / "metrics.json")
     from detectron2.data import MetadataCatalog
 
     eval_set = cfg.DATASETS.TEST[0]
@@ -156,6 +168,7 @@ def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> di
         "bbox_AP": round(evaluation.get("bbox/AP", float("nan")), 2),
         "ratio_to_full": None,
         "gt_mask_iou": round(gt_mask_iou(results_json, MetadataCatalog.get(eval_set).json_file), 3),
+        "pseudo_mask_miou": curve[-1][1] if curve else None, "pseudo_mask_curve": curve or None,
         "s_per_iter": round(s_per_iter, 3),
         "peak_rss_mb": round(report["peak_rss_mb"], 1), "train_eval_minutes": round(minutes, 2),
         "commit": commit,

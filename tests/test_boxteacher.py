@@ -6,6 +6,7 @@ from detectron2.utils.events import EventStorage
 from torch import nn
 
 from wsis_d2.engine.trainer import Trainer
+from wsis_d2.evaluation.pseudo_masks import pseudo_mask_ious
 from wsis_d2.modeling.losses import weighted_dice_loss
 from wsis_d2.modeling.teacher import MeanTeacher, assign_pseudo_masks, ema_momentum, mask_aware_scores
 
@@ -138,3 +139,34 @@ def test_student_only_weights_load_into_both_copies(tiny_shapes, tmp_path):
         assert torch.equal(model.teacher.model.state_dict()[name], value)
     # evaluation outputs carry no soft masks; pseudo-labelling turns them on only while it runs
     assert not model.teacher.model.keep_mask_probs
+
+
+def test_pseudo_mask_iou_counts_kept_masks_only():
+    pseudo = torch.zeros((3, 4, 4))
+    pseudo[0, :2, :2] = 0.9  # 4 px vs GT 8 px: IoU 0.5
+    pseudo[1] = 0.4  # kept but all below 0.5: empty mask, IoU 0
+    pseudo[2] = 1.0  # not kept (weight 0)
+    gt = torch.zeros((3, 4, 4), dtype=torch.bool)
+    gt[0, :2, :4] = True
+    gt[1, 0, 0] = True
+    ious = pseudo_mask_ious(pseudo, torch.tensor([0.7, 0.2, 0.0]), gt)
+    assert ious.tolist() == pytest.approx([0.5, 0.0])
+
+
+def test_pseudo_mask_quality_is_logged_from_hidden_masks(tiny_shapes, tmp_path):
+    cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box", output_dir=tmp_path, TEST__EVAL_PERIOD="0",
+                       WSIS__PSEUDO_MASK_EVAL__PERIOD="1", WSIS__PSEUDO_MASK_EVAL__DATASET="tiny_full",
+                       WSIS__PSEUDO_MASK_EVAL__NUM_IMAGES="3")
+    trainer = Trainer(cfg)
+    trainer.train()
+    history = trainer.storage.history("pseudo_mask/miou").values()
+    assert len(history) == 2 and all(0.0 <= v <= 1.0 for v, _ in history)
+    kept = trainer.storage.history("pseudo_mask/kept").values()
+    assert all(0.0 <= v <= 1.0 for v, _ in kept)
+    bad = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box", output_dir=tmp_path / "bad",
+                       WSIS__PSEUDO_MASK_EVAL__PERIOD="1", WSIS__PSEUDO_MASK_EVAL__DATASET="tiny_box")
+    with pytest.raises(ValueError, match="without masks"):
+        Trainer(bad).train()
+    no_teacher = small_config(train="tiny_full", output_dir=tmp_path / "plain", WSIS__PSEUDO_MASK_EVAL__PERIOD="1")
+    with pytest.raises(ValueError, match="makes no pseudo masks"):
+        Trainer(no_teacher)

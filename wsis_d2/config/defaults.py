@@ -22,6 +22,14 @@ def add_wsis_config(cfg: CN) -> CN:
     _C.WSIS.VIS_NUM_IMAGES = 4
     # Score threshold for the drawn predictions.
     _C.WSIS.VIS_SCORE_THRESH = 0.3
+    # Benchmark-only: every PERIOD iterations (0 = never), the mean IoU of a
+    # teacher-student model's kept pseudo masks against the GT masks of the first
+    # NUM_IMAGES images of DATASET (a view of the training images with masks,
+    # which training itself never reads); logged as pseudo_mask/miou and /kept.
+    _C.WSIS.PSEUDO_MASK_EVAL = CN()
+    _C.WSIS.PSEUDO_MASK_EVAL.PERIOD = 0
+    _C.WSIS.PSEUDO_MASK_EVAL.DATASET = ""
+    _C.WSIS.PSEUDO_MASK_EVAL.NUM_IMAGES = 32
 
     # ---------------------------------------------------------------- input
     # Labelled points kept per object (the first K of its points; they were drawn

@@ -1,6 +1,7 @@
 """detectron2's ``DefaultTrainer`` with wsis-d2's data mapper, evaluator and prediction pictures.
 
-Models with an EMA teacher get :class:`EMAUpdateHook`. Everything else (optimizer, LR schedule, checkpoints, ``--resume``, loss /
+Models with an EMA teacher get :class:`EMAUpdateHook` (and, when asked,
+:class:`~wsis_d2.evaluation.pseudo_masks.PseudoMaskQualityHook`). Everything else (optimizer, LR schedule, checkpoints, ``--resume``, loss /
 time / ETA logging, TensorBoard, periodic evaluation) is DefaultTrainer's own.
 """
 import logging
@@ -13,6 +14,7 @@ from detectron2.utils import comm
 
 from ..data.mapper import WSISDatasetMapper
 from ..evaluation import build_coco_evaluator
+from ..evaluation.pseudo_masks import PseudoMaskQualityHook
 from ..modeling.teacher import EMAUpdateHook
 from .checkpoint import WSISCheckpointer
 from .visualize import save_prediction_pictures
@@ -30,6 +32,12 @@ class Trainer(DefaultTrainer):
         model = getattr(self.model, "module", self.model)
         if hasattr(model, "update_teacher"):
             hooks.insert(1, EMAUpdateHook())
+        if self.cfg.WSIS.PSEUDO_MASK_EVAL.PERIOD > 0 and comm.is_main_process():
+            if not hasattr(model, "pseudo_label"):
+                raise ValueError(f"WSIS.PSEUDO_MASK_EVAL.PERIOD is set, but {type(model).__name__} makes no "
+                                 "pseudo masks (only teacher-student models such as BoxTeacher and SIM do)")
+            # after the teacher's update, before the writer that flushes this step's scalars
+            hooks.insert(len(hooks) - 1, PseudoMaskQualityHook(self.cfg))
         return hooks
 
     @classmethod
