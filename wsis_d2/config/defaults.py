@@ -150,6 +150,50 @@ def add_wsis_config(cfg: CN) -> CN:
     # Evaluate/predict with the teacher (True, as the reference) or the student.
     _C.MODEL.BOX_TEACHER.USE_TEACHER_INFERENCE = True
 
+    # ---------------------------------------------------------------- SIM
+    # Semantic-aware pseudo masks from class-wise prototypes + online copy-paste
+    # (Li et al., CVPR 2023); defaults of the reference's Base-sim.yaml.
+    _C.MODEL.SIM = CN()
+    # EMA momentum of the teacher; predict with the teacher.
+    _C.MODEL.SIM.MOMENTUM = 0.9999
+    _C.MODEL.SIM.USE_TEACHER_INFERENCE = True
+    # A teacher prediction claims a GT box as in BoxTeacher: IoU and mask-aware score threshold.
+    _C.MODEL.SIM.IOU_THRESH = 0.5
+    _C.MODEL.SIM.MASK_THRESH = 0.5
+    # Teacher mask pixels above this feed the prototypes and the copy-paste bank.
+    _C.MODEL.SIM.CONFIDENT_THRESH = 0.7
+    # Prototypes per class (of MODEL.FCOS.NUM_CLASSES, dimension = mask-branch channels),
+    # their EMA momentum, Sinkhorn (entropy weight, iterations), hard Gumbel-softmax temperature.
+    _C.MODEL.SIM.NUM_PROTOTYPES = 10
+    _C.MODEL.SIM.PROTOTYPE_MOMENTUM = 0.999
+    _C.MODEL.SIM.SINKHORN_EPSILON = 0.05
+    _C.MODEL.SIM.SINKHORN_ITERS = 3
+    _C.MODEL.SIM.GUMBEL_TAU = 0.5
+    # Pseudo labels (and copy-paste) from this iteration on; before it, BoxInst's losses only.
+    _C.MODEL.SIM.START_ITER = 10000
+    # M = (1 - w) teacher mask + w semantic map; foreground threshold (the value at rank
+    # n_pos) clamped to this range; background below BG_THRESH; the rest ignored.
+    _C.MODEL.SIM.SEMANTIC_WEIGHT = 0.5
+    _C.MODEL.SIM.FG_THRESH_RANGE = (0.7, 0.8)
+    _C.MODEL.SIM.BG_THRESH = 0.4
+    # SemanticPseudoMaskLoss: focal loss weight, dice weight on pasted objects, linear ramp-up.
+    _C.MODEL.SIM.LOSS_WEIGHT = 0.3
+    _C.MODEL.SIM.PASTE_DICE_WEIGHT = 1.0
+    _C.MODEL.SIM.RAMP_ITERS = 270000
+    _C.MODEL.SIM.FOCAL_ALPHA = 0.25
+    _C.MODEL.SIM.FOCAL_GAMMA = 2.0
+    # Online copy-paste: probability per image, bank of the last BANK_SIZE images, at most
+    # MAX_OBJECTS pasted (half of a bank image's), sampled by score ** SCORE_POWER; pasted
+    # objects need MIN_AREA visible pixels; own objects whose box is covered at least
+    # MAX_OCCLUSION are dropped.
+    _C.MODEL.SIM.COPY_PASTE = CN()
+    _C.MODEL.SIM.COPY_PASTE.PROB = 0.5
+    _C.MODEL.SIM.COPY_PASTE.BANK_SIZE = 50
+    _C.MODEL.SIM.COPY_PASTE.MAX_OBJECTS = 3
+    _C.MODEL.SIM.COPY_PASTE.SCORE_POWER = 3.0
+    _C.MODEL.SIM.COPY_PASTE.MIN_AREA = 16
+    _C.MODEL.SIM.COPY_PASTE.MAX_OCCLUSION = 0.5
+
     # ---------------------------------------------------------------- BoxLevelSet
     # LevelSetLoss (Li et al., ECCV 2022): Chan-Vese energy inside the box.
     _C.MODEL.BOXLEVELSET = CN()

@@ -20,10 +20,9 @@ import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.structures import Instances
-from torch import nn
 
 from ..boxinst import BoxInst
-from ..teacher import MeanTeacher, assign_pseudo_masks, ema_momentum
+from ..teacher import TeacherStudent, assign_pseudo_masks
 from ..teacher.strong_aug import strong_photometric
 
 
@@ -35,21 +34,16 @@ class BoxTeacherStudent(BoxInst):
 
 
 @META_ARCH_REGISTRY.register()
-class BoxTeacher(nn.Module):
+class BoxTeacher(TeacherStudent):
     @configurable
     def __init__(self, *, student: BoxTeacherStudent, teacher: BoxTeacherStudent, momentum: float,
                  iou_thresh: float, mask_thresh: float, strong_aug: bool, use_teacher_inference: bool,
                  input_format: str = "BGR"):
-        super().__init__()
-        self.student = student
-        self.teacher = MeanTeacher(teacher)
-        self.teacher.copy_from(student)
-        self.momentum = momentum
+        super().__init__(student=student, teacher=teacher, momentum=momentum,
+                         use_teacher_inference=use_teacher_inference, input_format=input_format)
         self.iou_thresh = iou_thresh
         self.mask_thresh = mask_thresh
         self.strong_aug = strong_aug
-        self.use_teacher_inference = use_teacher_inference
-        self.input_format = input_format
 
     @classmethod
     def from_config(cls, cfg):
@@ -65,28 +59,12 @@ class BoxTeacher(nn.Module):
             "input_format": cfg.INPUT.FORMAT,
         }
 
-    @property
-    def device(self):
-        return self.student.device
-
-    def update_teacher(self, iteration: int) -> None:
-        """Called after each optimiser step (``EMAUpdateHook``)."""
-        self.teacher.update(self.student, ema_momentum(iteration, self.momentum))
-
     @torch.no_grad()
     def pseudo_label(self, batched_inputs: List[Dict]) -> List[Instances]:
         """Each image's GT instances plus ``gt_pseudo_masks`` (G, H, W) and ``gt_pseudo_weights`` (G,),
         from the teacher's predictions at the input resolution."""
-        teacher_inputs = [{"image": x["image"], "height": x["image"].shape[-2], "width": x["image"].shape[-1]}
-                          for x in batched_inputs]
-        # soft masks only here: evaluation outputs stay as small as CondInst's
-        self.teacher.model.keep_mask_probs = True
-        try:
-            outputs = self.teacher(teacher_inputs)
-        finally:
-            self.teacher.model.keep_mask_probs = False
         labelled = []
-        for x, out in zip(batched_inputs, outputs):
+        for x, out in zip(batched_inputs, self.teacher_predictions(batched_inputs)):
             gt = x["instances"].to(self.device)
             pred = out["instances"]
             masks, weights = assign_pseudo_masks(gt.gt_boxes.tensor, pred.pred_boxes.tensor, pred.scores,
@@ -95,17 +73,10 @@ class BoxTeacher(nn.Module):
             labelled.append(Instances(gt.image_size, **fields))
         return labelled
 
-    def forward(self, batched_inputs: List[Dict]):
-        """Training: the student's losses (box losses + pseudo-mask loss); inference: the teacher's
-        (or the student's) predictions, as CondInst returns them."""
-        if not self.training:
-            return (self.teacher if self.use_teacher_inference else self.student)(batched_inputs)
-        for x in batched_inputs:
-            if "instances" not in x:
-                raise ValueError("BoxTeacher needs 'instances' (GT boxes) in every training input")
-        instances = self.pseudo_label(batched_inputs)
+    def student_inputs(self, batched_inputs: List[Dict]) -> List[Dict]:
+        """Pseudo-labelled GT instances; the image strongly jittered (photometric: boxes stay)."""
         student_inputs = []
-        for x, inst in zip(batched_inputs, instances):
+        for x, inst in zip(batched_inputs, self.pseudo_label(batched_inputs)):
             image = strong_photometric(x["image"], self.input_format) if self.strong_aug else x["image"]
             student_inputs.append(dict(x, image=image, instances=inst))
-        return self.student(student_inputs)
+        return student_inputs

@@ -69,7 +69,9 @@ class CondInst(nn.Module):
         self.input_format = input_format
         self.bottom_pixels_removed = bottom_pixels_removed
         # set by a teacher-student model: inference also returns ``pred_mask_probs`` (D, H, W) float
+        # and, per image, ``mask_feats`` (C, Hp/t, Wp/t) of the padded input at the mask branch's stride t
         self.keep_mask_probs = False
+        self.keep_mask_feats = False
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
@@ -169,6 +171,8 @@ class CondInst(nn.Module):
         for i, (det, x) in enumerate(zip(detections, batched_inputs)):
             out_h, out_w = x.get("height", det.image_size[0]), x.get("width", det.image_size[1])
             results.append({"instances": self.postprocess(det, logits[im_inds == i], out_h, out_w)})
+            if self.keep_mask_feats:
+                results[-1]["mask_feats"] = mask_feats[i]
         return results
 
     def postprocess(self, det: Instances, logits: torch.Tensor, out_h: int, out_w: int) -> Instances:

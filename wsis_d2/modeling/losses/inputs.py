@@ -50,6 +50,15 @@ class MaskLossInputs:
         """Teacher pseudo masks (n, 1, h, w) in [0, 1] at the logits' resolution and weights (n,)."""
         raise NotImplementedError(f"{type(self).__name__} holds no pseudo masks")
 
+    def pseudo_valid(self) -> torch.Tensor:
+        """(n, 1, h, w) share of each cell the pseudo labels speak about (SIM ignores uncertain pixels);
+        all ones when the teacher-student model labels every pixel."""
+        raise NotImplementedError(f"{type(self).__name__} holds no pseudo masks")
+
+    def instance_values(self, field: str) -> torch.Tensor:
+        """(n, ...) a per-instance field of the GT ``Instances`` (e.g. ``gt_pasted``)."""
+        raise NotImplementedError(f"{type(self).__name__} holds no per-instance fields")
+
     def points(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Each instance's labelled points: coords (n, P, 2) (x, y) normalised to the logits'
         extent ([0, 1] from the first cell's left/top edge to the last cell's right/bottom
@@ -168,9 +177,24 @@ class ImageFrameInputs(MaskLossInputs):
         (fields ``gt_pseudo_masks`` / ``gt_pseudo_weights``, set by a teacher-student model)."""
         masks = self._pooled("gt_pseudo_masks", "this mask loss needs teacher pseudo masks, but the data has "
                                                 "none (a teacher-student model such as BoxTeacher sets them)")
-        weights = [inst.gt_pseudo_weights if len(inst) else torch.zeros(0, device=self.im_inds.device)
-                   for inst in self.gt_instances]
-        return masks, self._per_instance(weights)
+        return masks, self.instance_values("gt_pseudo_weights")
+
+    def pseudo_valid(self) -> torch.Tensor:
+        if not any(inst.has("gt_pseudo_valid") for inst in self.gt_instances):
+            return torch.ones((len(self), 1) + tuple(d // self.stride for d in self.padded_size),
+                              device=self.im_inds.device)
+        return self._pooled("gt_pseudo_valid", "gt_pseudo_valid must be set on every image or none")
+
+    def instance_values(self, field: str) -> torch.Tensor:
+        per_image = []
+        for inst in self.gt_instances:
+            if len(inst) == 0:
+                per_image.append(torch.zeros(0, device=self.im_inds.device))
+            elif not inst.has(field):
+                raise ValueError(f"this mask loss reads the per-instance field {field}, which the data does not have")
+            else:
+                per_image.append(inst.get(field).float())
+        return self._per_instance(per_image)
 
     def points(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Points in the padded input frame, normalised by the padded size (the logits cover it)."""

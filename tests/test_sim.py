@@ -1,0 +1,209 @@
+"""SIM: Sinkhorn, prototypes, semantic-aware pseudo labels, copy-paste, its loss and the model."""
+import copy
+
+import pytest
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import EventStorage
+
+from wsis_d2.engine.trainer import Trainer
+from wsis_d2.modeling.sim import (ClassPrototypes, ObjectBank, masks_to_boxes, paste_objects,
+                                  semantic_pseudo_labels, semantic_pseudo_mask_loss, sinkhorn)
+
+from .conftest import check_empty_image_and_tiny_boxes, small_config
+
+
+def test_sinkhorn_rows_sum_to_one_and_columns_share_equally():
+    torch.manual_seed(0)
+    scores = torch.rand(12, 3) * 2 - 1  # cosine similarities
+    q = sinkhorn(scores, epsilon=0.05, iterations=3)
+    assert torch.allclose(q.sum(1), torch.ones(12), atol=1e-5)
+    # 3 iterations: prototypes' shares closer to n / K = 4 than a plain softmax's; many: equal
+    plain = torch.softmax(scores / 0.05, dim=1).sum(0)
+    assert (q.sum(0) - 4).abs().max() < (plain - 4).abs().max()
+    assert torch.allclose(sinkhorn(scores, iterations=50).sum(0), torch.full((3,), 4.0), atol=1e-2)
+    # clear preferences survive the equipartition
+    clear = torch.tensor([[1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, 1.0]])
+    assert sinkhorn(clear).argmax(1).tolist() == [0, 0, 1, 1]
+
+
+def test_prototype_update_hand_case():
+    protos = ClassPrototypes(num_classes=2, num_prototypes=1, dim=2, momentum=0.5)
+    protos.prototypes.copy_(torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]))
+    untouched = protos.prototypes[1].clone()
+    # class 0: two features (any norm) -> normalised mean (0.8, 0.6) ... of (1, 0) and (0.6, 0.8)
+    protos.update([torch.tensor([[3.0, 0.0], [0.6, 0.8]])], [0])
+    mean = torch.tensor([1.6, 0.8]) / 2
+    mean = mean / mean.norm()
+    expected = 0.5 * torch.tensor([1.0, 0.0]) + 0.5 * mean
+    assert torch.allclose(protos.prototypes[0, 0], expected / expected.norm(), atol=1e-6)
+    assert torch.equal(protos.prototypes[1], untouched)  # unseen class unchanged
+    protos.update([], [])  # no confident pixels anywhere: nothing moves
+    assert torch.allclose(protos.prototypes[0, 0], expected / expected.norm(), atol=1e-6)
+    # semantic map: sigmoid of the best cosine with the instance's class prototypes
+    feats = torch.tensor([[[[2.0]], [[0.0]]]])  # (1, C=2, 1, 1), direction (1, 0)
+    value = protos.semantic_map(feats, torch.tensor([1]))
+    assert value.item() == pytest.approx(torch.sigmoid(torch.tensor(0.0)).item())
+
+
+def test_semantic_pseudo_labels_hand_case():
+    # one box over a 1 x 6 row (pixel 5 outside the box)
+    instance = torch.tensor([[[0.9, 0.9, 0.6, 0.2, 0.1, 0.9]]])
+    semantic = torch.tensor([[[0.7, 0.5, 0.7, 0.7, 0.3, 0.7]]])
+    in_box = torch.tensor([[[True, True, True, True, True, False]]])
+    fg, labelled = semantic_pseudo_labels(instance, semantic, in_box)
+    # M = .8 .7 .65 .45 .2 | 0 ; n_pos = 3 -> value at rank 3 is .65, clamped to .7 -> fg: .8 .7
+    assert fg.tolist() == [[[1.0, 1.0, 0.0, 0.0, 0.0, 0.0]]]
+    # background: M < .4 or outside the box; .65 and .45 ignored
+    assert labelled.tolist() == [[[1.0, 1.0, 0.0, 0.0, 1.0, 1.0]]]
+    empty_fg, empty_labelled = semantic_pseudo_labels(instance[:0], semantic[:0], in_box[:0])
+    assert empty_fg.shape == (0, 1, 6) and empty_labelled.shape == (0, 1, 6)
+
+
+def _own_instances(h=20, w=20):
+    inst = Instances((h, w), gt_boxes=Boxes(torch.tensor([[0.0, 0.0, 10.0, 10.0], [12.0, 12.0, 20.0, 20.0]])),
+                     gt_classes=torch.tensor([0, 1]))
+    masks = torch.zeros((2, h, w))
+    masks[0, 2:8, 2:8] = 1.0
+    masks[1, 14:18, 14:18] = 1.0
+    inst.gt_pseudo_masks = masks
+    inst.gt_pseudo_valid = torch.ones((2, h, w))
+    inst.gt_pseudo_weights = torch.tensor([0.8, 0.9])
+    inst.gt_pasted = torch.zeros(2, dtype=torch.bool)
+    return inst
+
+
+def test_copy_paste_keeps_boxes_and_masks_consistent_under_occlusion():
+    image = torch.zeros((3, 20, 20), dtype=torch.uint8)
+    source = torch.full((3, 24, 24), 200, dtype=torch.uint8)
+    source_masks = torch.zeros((3, 24, 24), dtype=torch.bool)
+    source_masks[0, 4:9, 4:12] = True  # partly under object 1; covers own object 0's box a little
+    source_masks[1, 6:10, 8:12] = True  # on top of object 0
+    source_masks[2, 12:24, 12:24] = True  # covers own object 1's box entirely; cut to the image
+    out = paste_objects(image, _own_instances(), source, source_masks, torch.tensor([2, 3, 4]), min_area=4)
+    assert out is not None
+    new_image, inst = out
+    assert inst.gt_classes.tolist() == [0, 2, 3, 4]  # own object 1 (box covered) dropped
+    pasted = inst.gt_pasted
+    assert pasted.tolist() == [False, True, True, True]
+    visible = inst.gt_pseudo_masks[pasted].bool()
+    # pasted masks are disjoint (the upper one wins) and their boxes are their visible pixels
+    assert int(visible.sum(0).max()) == 1
+    assert torch.equal(inst.gt_boxes.tensor[pasted], masks_to_boxes(visible))
+    assert inst.gt_boxes.tensor[1].tolist() == [4.0, 4.0, 12.0, 9.0]  # object 0 minus what 1 hides
+    assert inst.gt_boxes.tensor[3].tolist() == [12.0, 12.0, 20.0, 20.0]
+    covered = visible.any(0)
+    assert (new_image[:, covered] == 200).all() and (new_image[:, ~covered] == 0).all()
+    # the own object keeps its box; what the pasted ones cover is labelled background for it
+    assert inst.gt_boxes.tensor[0].tolist() == [0.0, 0.0, 10.0, 10.0]
+    assert inst.gt_pseudo_masks[0][covered].sum() == 0 and (inst.gt_pseudo_valid[0][covered] == 1).all()
+    assert inst.gt_pseudo_masks[0].sum() == 36 - covered[2:8, 2:8].sum()
+    assert (inst.gt_pseudo_valid[pasted] == 1).all() and (inst.gt_pseudo_weights[pasted] == 1).all()
+    # nothing big enough to paste
+    tiny = torch.zeros((1, 24, 24), dtype=torch.bool)
+    tiny[0, 0, 0] = True
+    assert paste_objects(image, _own_instances(), source, tiny, torch.tensor([2])) is None
+
+
+def test_object_bank_samples_half_at_most_three_by_score():
+    bank = ObjectBank(size=2)
+    assert bank.sample() is None
+    masks = torch.ones((8, 4, 4), dtype=torch.bool)
+    bank.add(torch.zeros(3, 4, 4), masks, torch.arange(8), torch.tensor([1.0] + [1e-3] * 7))
+    bank.add(torch.zeros(3, 4, 4), masks[:0], torch.arange(0), torch.zeros(0))  # no objects: not kept
+    assert len(bank) == 1
+    _, chosen_masks, chosen = bank.sample(max_objects=3, score_power=3.0)
+    assert len(chosen) == 3 and 0 in chosen.tolist()  # score^3 makes object 0 near certain
+    for _ in range(3):
+        bank.add(torch.zeros(3, 4, 4), masks[:2], torch.arange(2), torch.ones(2))
+    assert len(bank) == 2  # the oldest images leave
+    assert len(bank.sample()[2]) == 1  # half of 2
+
+
+def test_semantic_pseudo_mask_loss_hand_case_and_gradients():
+    logits = torch.zeros((2, 1, 1, 3), requires_grad=True)
+    pseudo = torch.tensor([[[[1.0, 0.0, 0.0]]], [[[1.0, 1.0, 1.0]]]])
+    valid = torch.tensor([[[[1.0, 1.0, 0.0]]], [[[1.0, 1.0, 1.0]]]])
+    loss = semantic_pseudo_mask_loss(logits, pseudo, valid, torch.tensor([1.0, 0.0]))
+    # instance 1 unweighted, cell 2 ignored; at p = .5: fg .25 * .25 * log 2, bg .75 * .25 * log 2
+    log2 = torch.log(torch.tensor(2.0)).item()
+    assert loss.item() == pytest.approx((0.25 * 0.25 * log2 + 0.75 * 0.25 * log2) / 2, rel=1e-5)
+    loss.backward()
+    assert logits.grad[1].abs().sum() == 0 and logits.grad[0, 0, 0, 2] == 0
+    assert logits.grad[0, 0, 0, 0] < 0 < logits.grad[0, 0, 0, 1]
+    none = semantic_pseudo_mask_loss(logits, pseudo, valid, torch.zeros(2))
+    assert none.item() == 0 and none.requires_grad
+
+
+def _teacher_from_gt_masks(model, full_inputs):
+    """Replace the teacher's predictions by the GT masks (score .9) and features pointing along
+    channel 0 inside masks: a teacher that knows the answer."""
+    def predictions(batched_inputs, with_mask_feats=False):
+        outputs = []
+        for x, full in zip(batched_inputs, full_inputs):
+            gt = full["instances"]
+            masks = gt.gt_masks.tensor.float()
+            h, w = masks.shape[-2:]
+            inst = Instances((h, w), pred_boxes=gt.gt_boxes.clone(), scores=torch.full((len(gt),), 0.9),
+                             pred_classes=gt.gt_classes, pred_mask_probs=masks * 0.95)
+            stride = model.feature_stride
+            feats = torch.zeros((16, (h + stride - 1) // stride, (w + stride - 1) // stride))
+            feats[1] = 1.0
+            outputs.append({"instances": inst, "mask_feats": feats})
+        return outputs
+    model.teacher_predictions = predictions
+
+
+def test_sim_trains_from_boxes_with_prototypes_pseudo_labels_and_copy_paste(tiny_shapes):
+    cfg = small_config("SIM/R18_shapes.yaml", train="tiny_box", MODEL__SIM__START_ITER="0",
+                       MODEL__SIM__COPY_PASTE__PROB="1.0", MODEL__SIM__COPY_PASTE__MIN_AREA="1")
+    model = Trainer.build_model(cfg)
+    batch = next(iter(Trainer.build_train_loader(cfg)))
+    full_cfg = small_config("SIM/R18_shapes.yaml", train="tiny_full")
+    full_cfg.INPUT.MASK_FORMAT = "bitmask"
+    full = next(iter(Trainer.build_train_loader(full_cfg)))
+    # the same images with masks, for the fake teacher (the loader is seeded alike)
+    batch = [dict(b, image=f["image"], instances=Instances(f["instances"].image_size,
+                                                           gt_boxes=f["instances"].gt_boxes,
+                                                           gt_classes=f["instances"].gt_classes)) for b, f in
+             zip(batch, full)]
+    _teacher_from_gt_masks(model, full)
+    before = model.prototypes.prototypes.clone()
+    with EventStorage(5):
+        student = model.student_inputs(batch)
+        assert not torch.equal(before, model.prototypes.prototypes)  # confident pixels moved prototypes
+        assert len(model.bank) == 2
+        labelled = student[0]["instances"]
+        assert labelled.gt_pseudo_weights.gt(0).all() and not labelled.has("gt_masks")
+        second = model.student_inputs(copy.deepcopy(batch))  # now the bank has objects to paste
+        assert any(bool(s["instances"].gt_pasted.any()) for s in second)
+        losses = model.student(second)
+    assert losses["loss_sim_pseudo"] > 0 and losses["loss_sim_paste"] > 0
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_sim_refuses_mask_losses_and_survives_empty_images(tiny_shapes):
+    bad = small_config("SIM/R18_shapes.yaml", train="tiny_box",
+                       MODEL__CONDINST__MASK_LOSSES="['DiceMaskLoss']")
+    with pytest.raises(ValueError, match="DiceMaskLoss reads"):
+        Trainer.build_model(bad)
+    check_empty_image_and_tiny_boxes(small_config("SIM/R18_shapes.yaml", train="tiny_box",
+                                                  MODEL__SIM__START_ITER="0"))
+
+
+def test_sim_resume_restores_teacher_and_prototypes(tiny_shapes, tmp_path):
+    cfg = small_config("SIM/R18_shapes.yaml", train="tiny_box", output_dir=tmp_path,
+                       SOLVER__CHECKPOINT_PERIOD="2", TEST__EVAL_PERIOD="0")
+    trainer = Trainer(cfg)
+    with torch.no_grad():
+        trainer.model.prototypes.prototypes.mul_(-1.0)  # a state a fresh model does not have
+    trainer.train()
+    restored = Trainer.build_model(cfg)
+    DetectionCheckpointer(restored).load(str(tmp_path / "model_final.pth"))
+    for k, v in restored.state_dict().items():
+        assert torch.equal(v, trainer.model.state_dict()[k]), k
+    assert torch.equal(restored.prototypes.prototypes, trainer.model.prototypes.prototypes)

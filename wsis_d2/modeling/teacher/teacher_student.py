@@ -1,0 +1,74 @@
+"""A student detector and its EMA teacher, as one meta-architecture (BoxTeacher, SIM).
+
+Training: the teacher predicts on each batch's images (eval mode, no
+gradients, at the input resolution, with soft masks and, when asked, its mask
+features); a subclass turns that into the student's inputs
+(:meth:`TeacherStudent.student_inputs`: pseudo masks, augmentation), and the
+student's losses are the model's losses. Inference: the teacher's (default)
+or the student's predictions. Subclasses also expose ``pseudo_label``, which
+:class:`~wsis_d2.evaluation.pseudo_masks.PseudoMaskQualityHook` measures.
+"""
+from typing import Dict, List
+
+import torch
+from torch import nn
+
+from .ema import MeanTeacher, ema_momentum
+
+
+class TeacherStudent(nn.Module):
+    """
+    Args:
+        student, teacher: two fresh models of one CondInst-style architecture
+            (the teacher starts as a copy of the student).
+        momentum: EMA momentum of the teacher.
+        use_teacher_inference: predict with the teacher (else the student).
+        input_format: channel order of the input images.
+    """
+
+    def __init__(self, *, student: nn.Module, teacher: nn.Module, momentum: float, use_teacher_inference: bool,
+                 input_format: str = "BGR"):
+        super().__init__()
+        self.student = student
+        self.teacher = MeanTeacher(teacher)
+        self.teacher.copy_from(student)
+        self.momentum = momentum
+        self.use_teacher_inference = use_teacher_inference
+        self.input_format = input_format
+
+    @property
+    def device(self):
+        return self.student.device
+
+    def update_teacher(self, iteration: int) -> None:
+        """Called after each optimiser step (``EMAUpdateHook``)."""
+        self.teacher.update(self.student, ema_momentum(iteration, self.momentum))
+
+    @torch.no_grad()
+    def teacher_predictions(self, batched_inputs: List[Dict], with_mask_feats: bool = False) -> List[Dict]:
+        """The teacher's outputs at the input resolution: ``instances`` with ``pred_mask_probs`` (D, H, W)
+        and, with ``with_mask_feats``, ``mask_feats`` (C, Hp/t, Wp/t) of the padded input at the mask
+        branch's stride t."""
+        inputs = [{"image": x["image"], "height": x["image"].shape[-2], "width": x["image"].shape[-1]}
+                  for x in batched_inputs]
+        model = self.teacher.model
+        # soft masks and features only here: evaluation outputs stay as small as CondInst's
+        model.keep_mask_probs, model.keep_mask_feats = True, with_mask_feats
+        try:
+            return self.teacher(inputs)
+        finally:
+            model.keep_mask_probs, model.keep_mask_feats = False, False
+
+    def student_inputs(self, batched_inputs: List[Dict]) -> List[Dict]:
+        """The student's training inputs for this batch (pseudo-labelled, augmented)."""
+        raise NotImplementedError
+
+    def forward(self, batched_inputs: List[Dict]):
+        """Training: the student's losses on :meth:`student_inputs`; inference: the teacher's (or the
+        student's) predictions, as CondInst returns them."""
+        if not self.training:
+            return (self.teacher if self.use_teacher_inference else self.student)(batched_inputs)
+        for x in batched_inputs:
+            if "instances" not in x:
+                raise ValueError(f"{type(self).__name__} needs 'instances' (GT boxes) in every training input")
+        return self.student(self.student_inputs(batched_inputs))
