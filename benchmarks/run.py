@@ -42,9 +42,15 @@ METHODS = {
     "pointsup_condinst": {"config": "PointSup/CondInst_R18_shapes.yaml", "full_twin": "condinst"},
     "pointsup_mask_rcnn": {"config": "PointSup/MaskRCNN_R18_shapes.yaml", "full_twin": "mask_rcnn"},
     "boxteacher": {"config": "BoxTeacher/R18_shapes.yaml", "full_twin": "condinst", "opts": PSEUDO_MASK_EVAL},
+    "sim": {"config": "SIM/R18_shapes.yaml", "full_twin": "condinst", "opts": PSEUDO_MASK_EVAL},
     "pseudo_box_condinst": {"config": "PseudoLabel/CondInst_box_R18_shapes.yaml", "full_twin": "condinst"},
     "pseudo_grabcut_condinst": {"config": "PseudoLabel/CondInst_grabcut_R18_shapes.yaml", "full_twin": "condinst"},
 }
+# PointWSSIS at p % fully-labelled images (the rest one point per object): one pipeline run gives the
+# student's row and the teacher-only baseline's (CondInst on the p % alone: what the points add).
+for _p in (5, 10, 50):
+    METHODS[f"pointwssis_p{_p}"] = {"pipeline": "pointwssis", "percent": _p, "full_twin": "condinst"}
+    METHODS[f"pointwssis_teacher_p{_p}"] = {"made_by": f"pointwssis_p{_p}", "full_twin": "condinst"}
 # PointSup's annotation-budget curve: the same model with the first K of each object's 10 points
 for _k in (1, 3, 5):
     METHODS[f"pointsup_condinst_{_k}pts"] = dict(METHODS["pointsup_condinst"],
@@ -126,24 +132,20 @@ def gt_mask_iou(results_json: Path, gt_json: str, score_thresh: float = 0.3) -> 
     return sum(best) / max(len(best), 1)
 
 
-def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> dict:
-    from wsis_d2 import model_zoo
+def _run_pointwssis(semi_json: str, image_root: str, config_file: str, out_dir: str, opts: list, queue) -> None:
+    """Runs in a fresh spawned process: the four PointWSSIS steps, then report peak memory."""
+    import wsis_d2  # noqa: F401
+    from wsis_d2.modeling.pointwssis.pipeline import run_pipeline
 
-    spec = METHODS[method]
-    cfg = model_zoo.get_config(spec["config"])
-    out_dir = out_root / method
-    if out_dir.exists():
-        # detectron2 appends to metrics.json: a rerun must not mix with the last one
-        shutil.rmtree(out_dir)
-    opts = PRESETS[preset] + spec.get("opts", []) + ["OUTPUT_DIR", str(out_dir)] + extra_opts
-    for key, value in zip(opts[::2], opts[1::2]):
-        cfg.merge_from_list([key, value])
+    run_pipeline(semi_json, image_root, config_file, out_dir, opts)
+    queue.put({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0})
 
-    commit = _commit()  # the code this run starts with (the tree may move on while it trains)
+
+def _spawn(target, args: tuple, what: str, log_dir: Path) -> dict:
+    """Run ``target(*args, queue)`` in a spawned process; its report (peak memory)."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    start = time.time()
-    proc = ctx.Process(target=_train_and_eval, args=(model_zoo.get_config_file(spec["config"]), opts, queue))
+    proc = ctx.Process(target=target, args=args + (queue,))
     proc.start()
     report = None
     while report is None and (proc.is_alive() or not queue.empty()):
@@ -152,17 +154,21 @@ def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> di
         except queue_module.Empty:
             pass
     proc.join()
-    minutes = (time.time() - start) / 60.0
     if proc.exitcode != 0 or report is None:
-        raise RuntimeError(f"{method} failed (exit code {proc.exitcode}); see {out_dir}/log.txt")
-    s_per_iter, evaluation, curve = _read_metrics(out_dir / "metrics.json")
+        raise RuntimeError(f"{what} failed (exit code {proc.exitcode}); see {log_dir}/log.txt")
+    return report
+
+
+def _row(method: str, config: str, cfg, train_set: str, out_dir: Path, preset: str, report: dict, minutes: float,
+         commit: str) -> dict:
+    """One results row from a finished training's output folder."""
     from detectron2.data import MetadataCatalog
 
+    s_per_iter, evaluation, curve = _read_metrics(out_dir / "metrics.json")
     eval_set = cfg.DATASETS.TEST[0]
     results_json = out_dir / "inference" / eval_set / "coco_instances_results.json"
     return {
-        "method": method, "config": " ".join([f"configs/{spec['config']}"] + spec.get("opts", [])),
-        "train_set": cfg.DATASETS.TRAIN[0],
+        "method": method, "config": config, "train_set": train_set,
         "eval_set": eval_set, "preset": preset, "iters": cfg.SOLVER.MAX_ITER, "device": _device_name(preset),
         "segm_AP": round(evaluation.get("segm/AP", float("nan")), 2),
         "bbox_AP": round(evaluation.get("bbox/AP", float("nan")), 2),
@@ -173,6 +179,66 @@ def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> di
         "peak_rss_mb": round(report["peak_rss_mb"], 1), "train_eval_minutes": round(minutes, 2),
         "commit": commit,
     }
+
+
+def _fresh(out_dir: Path) -> None:
+    if out_dir.exists():
+        # detectron2 appends to metrics.json: a rerun must not mix with the last one
+        shutil.rmtree(out_dir)
+
+
+def run_pointwssis(method: str, preset: str, out_root: Path, extra_opts: list) -> list:
+    """The PointWSSIS pipeline on shapes_semi_<p>: rows of its teacher (the p % alone) and its student."""
+    from wsis_d2 import model_zoo
+    from wsis_d2.data.register import shapes_root
+    from wsis_d2.data.shapes import ensure_shapes
+
+    spec = METHODS[method]
+    percent = spec["percent"]
+    config = "CondInst/R18_shapes.yaml"
+    out_dir = out_root / method
+    _fresh(out_dir)
+    root = shapes_root()
+    semi_json = ensure_shapes(root)[f"semi_{percent}"]
+    opts = PRESETS[preset] + extra_opts
+    cfg = model_zoo.get_config(config)
+    for key, value in zip(opts[::2], opts[1::2]):
+        cfg.merge_from_list([key, value])
+    commit = _commit()
+    start = time.time()
+    report = _spawn(_run_pointwssis, (semi_json, root, model_zoo.get_config_file(config), str(out_dir), opts),
+                    method, out_dir / "student")
+    minutes = (time.time() - start) / 60.0
+    teacher_minutes = (os.path.getmtime(out_dir / "teacher" / "DONE.json") - start) / 60.0
+    command = f"wsis-d2 pointwssis --percent {percent} (configs/{config})"
+    return [
+        _row(f"pointwssis_teacher_p{percent}", command + ", step 1", cfg, f"shapes_semi_{percent} (masks only)",
+             out_dir / "teacher", preset, report, teacher_minutes, commit),
+        _row(method, command, cfg, f"shapes_semi_{percent} + pseudo", out_dir / "student", preset, report, minutes,
+             commit),
+    ]
+
+
+def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> list:
+    """Train + evaluate one method; its rows (pipelines give more than one)."""
+    from wsis_d2 import model_zoo
+
+    spec = METHODS[method]
+    if spec.get("pipeline") == "pointwssis":
+        return run_pointwssis(method, preset, out_root, extra_opts)
+    cfg = model_zoo.get_config(spec["config"])
+    out_dir = out_root / method
+    _fresh(out_dir)
+    opts = PRESETS[preset] + spec.get("opts", []) + ["OUTPUT_DIR", str(out_dir)] + extra_opts
+    for key, value in zip(opts[::2], opts[1::2]):
+        cfg.merge_from_list([key, value])
+
+    commit = _commit()  # the code this run starts with (the tree may move on while it trains)
+    start = time.time()
+    report = _spawn(_train_and_eval, (model_zoo.get_config_file(spec["config"]), opts), method, out_dir)
+    minutes = (time.time() - start) / 60.0
+    config = " ".join([f"configs/{spec['config']}"] + spec.get("opts", []))
+    return [_row(method, config, cfg, cfg.DATASETS.TRAIN[0], out_dir, preset, report, minutes, commit)]
 
 
 def fill_ratios(rows: list, date: str) -> None:
@@ -219,12 +285,15 @@ def main(argv=None):
     preset = "gpu" if args.gpu else "cpu"
     date = datetime.date.today().isoformat()
     out_root = Path(args.output) / f"{date}-{preset}"
+    # rows made by another method's run (PointWSSIS's teacher) come from running that method
+    methods = list(dict.fromkeys(METHODS[m].get("made_by", m) for m in methods))
     for method in methods:
         print(f"[benchmark] {method} ({preset} preset) ...", flush=True)
-        row = run_method(method, preset, out_root, args.opts)
-        path = write_results([row], date)
-        print(f"[benchmark] {method}: segm AP {row['segm_AP']}, bbox AP {row['bbox_AP']}, "
-              f"{row['s_per_iter']} s/iter, {row['train_eval_minutes']} min -> {path}", flush=True)
+        rows = run_method(method, preset, out_root, args.opts)
+        path = write_results(rows, date)
+        for row in rows:
+            print(f"[benchmark] {row['method']}: segm AP {row['segm_AP']}, bbox AP {row['bbox_AP']}, "
+                  f"{row['s_per_iter']} s/iter, {row['train_eval_minutes']} min -> {path}", flush=True)
 
 
 if __name__ == "__main__":
