@@ -207,13 +207,15 @@ def run_pointwssis(method: str, preset: str, out_root: Path, extra_opts: list) -
     commit = _commit()
     start = time.time()
     report = _spawn(_run_pointwssis, (semi_json, root, model_zoo.get_config_file(config), str(out_dir), opts),
-                    method, out_dir / "student")
+                    method, out_dir / "<step>")
     minutes = (time.time() - start) / 60.0
     teacher_minutes = (os.path.getmtime(out_dir / "teacher" / "DONE.json") - start) / 60.0
     command = f"wsis-d2 pointwssis --percent {percent} (configs/{config})"
+    teacher = _row(f"pointwssis_teacher_p{percent}", command + ", step 1", cfg, f"shapes_semi_{percent} (masks only)",
+                   out_dir / "teacher", preset, report, teacher_minutes, commit)
+    teacher["peak_rss_mb"] = None  # measured for the whole pipeline only
     return [
-        _row(f"pointwssis_teacher_p{percent}", command + ", step 1", cfg, f"shapes_semi_{percent} (masks only)",
-             out_dir / "teacher", preset, report, teacher_minutes, commit),
+        teacher,
         _row(method, command, cfg, f"shapes_semi_{percent} + pseudo", out_dir / "student", preset, report, minutes,
              commit),
     ]

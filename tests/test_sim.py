@@ -9,7 +9,7 @@ from detectron2.utils.events import EventStorage
 
 from wsis_d2.engine.trainer import Trainer
 from wsis_d2.modeling.sim import (ClassPrototypes, ObjectBank, masks_to_boxes, paste_objects,
-                                  semantic_pseudo_labels, semantic_pseudo_mask_loss, sinkhorn)
+                                  semantic_pseudo_label, semantic_pseudo_mask_loss, sinkhorn)
 
 from .conftest import check_empty_image_and_tiny_boxes, small_config
 
@@ -32,7 +32,7 @@ def test_prototype_update_hand_case():
     protos = ClassPrototypes(num_classes=2, num_prototypes=1, dim=2, momentum=0.5)
     protos.prototypes.copy_(torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]))
     untouched = protos.prototypes[1].clone()
-    # class 0: two features (any norm) -> normalised mean (0.8, 0.6) ... of (1, 0) and (0.6, 0.8)
+    # class 0: two features (any norm), normalised (1, 0) and (0.6, 0.8): mean (0.8, 0.4), normalised
     protos.update([torch.tensor([[3.0, 0.0], [0.6, 0.8]])], [0])
     mean = torch.tensor([1.6, 0.8]) / 2
     mean = mean / mean.norm()
@@ -47,18 +47,35 @@ def test_prototype_update_hand_case():
     assert value.item() == pytest.approx(torch.sigmoid(torch.tensor(0.0)).item())
 
 
-def test_semantic_pseudo_labels_hand_case():
-    # one box over a 1 x 6 row (pixel 5 outside the box)
-    instance = torch.tensor([[[0.9, 0.9, 0.6, 0.2, 0.1, 0.9]]])
-    semantic = torch.tensor([[[0.7, 0.5, 0.7, 0.7, 0.3, 0.7]]])
-    in_box = torch.tensor([[[True, True, True, True, True, False]]])
-    fg, labelled = semantic_pseudo_labels(instance, semantic, in_box)
-    # M = .8 .7 .65 .45 .2 | 0 ; n_pos = 3 -> value at rank 3 is .65, clamped to .7 -> fg: .8 .7
-    assert fg.tolist() == [[[1.0, 1.0, 0.0, 0.0, 0.0, 0.0]]]
-    # background: M < .4 or outside the box; .65 and .45 ignored
-    assert labelled.tolist() == [[[1.0, 1.0, 0.0, 0.0, 1.0, 1.0]]]
-    empty_fg, empty_labelled = semantic_pseudo_labels(instance[:0], semantic[:0], in_box[:0])
-    assert empty_fg.shape == (0, 1, 6) and empty_labelled.shape == (0, 1, 6)
+def test_prototypes_of_a_class_split_its_clusters():
+    torch.manual_seed(0)
+    protos = ClassPrototypes(num_classes=1, num_prototypes=2, dim=2, momentum=0.0)
+    protos.prototypes.copy_(torch.tensor([[[1.0, 0.1], [0.1, 1.0]]]) / torch.tensor(1.01).sqrt())
+    near_x = torch.tensor([[1.0, 0.0]]) + 0.01 * torch.randn(20, 2)
+    near_y = torch.tensor([[0.0, 1.0]]) + 0.01 * torch.randn(20, 2)
+    protos.update([torch.cat([near_x, near_y])], [0])
+    # momentum 0: each prototype is the normalised mean of the cluster nearest to it
+    assert torch.allclose(protos.prototypes[0, 0], torch.nn.functional.normalize(
+        torch.nn.functional.normalize(near_x, dim=1).mean(0), dim=0), atol=1e-6)
+    assert torch.allclose(protos.prototypes[0, 1], torch.nn.functional.normalize(
+        torch.nn.functional.normalize(near_y, dim=1).mean(0), dim=0), atol=1e-6)
+
+
+def test_semantic_pseudo_label_hand_case():
+    # one box's crop, a 1 x 5 row
+    instance = torch.tensor([[0.9, 0.9, 0.6, 0.2, 0.1]])
+    semantic = torch.tensor([[0.7, 0.5, 0.7, 0.7, 0.3]])
+    fg, labelled = semantic_pseudo_label(instance, semantic)
+    # M = .8 .7 .65 .45 .2; n_pos = 3 -> the 3rd largest .65, clamped to .7 -> foreground .8 .7
+    assert fg.tolist() == [[True, True, False, False, False]]
+    # background below .4; .65 and .45 ignored
+    assert labelled.tolist() == [[True, True, False, False, True]]
+    # a confident teacher: the rank threshold (.75 = 4th largest) sits inside the clamp range
+    fg, _ = semantic_pseudo_label(torch.tensor([[1.0, 1.0, 0.9, 0.6, 0.0]]), torch.tensor([[0.6, 0.5, 0.6, 0.9, 0.3]]))
+    assert fg.tolist() == [[True, True, True, True, False]]
+    # no teacher foreground: threshold .8
+    fg, labelled = semantic_pseudo_label(torch.full((1, 3), 0.5), torch.tensor([[0.2, 0.9, 1.0]]))
+    assert not fg.any() and labelled.tolist() == [[True, False, False]]
 
 
 def _own_instances(h=20, w=20):
@@ -67,8 +84,8 @@ def _own_instances(h=20, w=20):
     masks = torch.zeros((2, h, w))
     masks[0, 2:8, 2:8] = 1.0
     masks[1, 14:18, 14:18] = 1.0
-    inst.gt_pseudo_masks = masks
-    inst.gt_pseudo_valid = torch.ones((2, h, w))
+    inst.gt_pseudo_masks = masks.bool()
+    inst.gt_pseudo_valid = torch.ones((2, h, w), dtype=torch.bool)
     inst.gt_pseudo_weights = torch.tensor([0.8, 0.9])
     inst.gt_pasted = torch.zeros(2, dtype=torch.bool)
     return inst
@@ -87,7 +104,7 @@ def test_copy_paste_keeps_boxes_and_masks_consistent_under_occlusion():
     assert inst.gt_classes.tolist() == [0, 2, 3, 4]  # own object 1 (box covered) dropped
     pasted = inst.gt_pasted
     assert pasted.tolist() == [False, True, True, True]
-    visible = inst.gt_pseudo_masks[pasted].bool()
+    visible = inst.gt_pseudo_masks[pasted]
     # pasted masks are disjoint (the upper one wins) and their boxes are their visible pixels
     assert int(visible.sum(0).max()) == 1
     assert torch.equal(inst.gt_boxes.tensor[pasted], masks_to_boxes(visible))
@@ -97,9 +114,9 @@ def test_copy_paste_keeps_boxes_and_masks_consistent_under_occlusion():
     assert (new_image[:, covered] == 200).all() and (new_image[:, ~covered] == 0).all()
     # the own object keeps its box; what the pasted ones cover is labelled background for it
     assert inst.gt_boxes.tensor[0].tolist() == [0.0, 0.0, 10.0, 10.0]
-    assert inst.gt_pseudo_masks[0][covered].sum() == 0 and (inst.gt_pseudo_valid[0][covered] == 1).all()
+    assert not inst.gt_pseudo_masks[0][covered].any() and inst.gt_pseudo_valid[0][covered].all()
     assert inst.gt_pseudo_masks[0].sum() == 36 - covered[2:8, 2:8].sum()
-    assert (inst.gt_pseudo_valid[pasted] == 1).all() and (inst.gt_pseudo_weights[pasted] == 1).all()
+    assert inst.gt_pseudo_valid[pasted].all() and (inst.gt_pseudo_weights[pasted] == 1).all()
     # nothing big enough to paste
     tiny = torch.zeros((1, 24, 24), dtype=torch.bool)
     tiny[0, 0, 0] = True
@@ -137,8 +154,9 @@ def test_semantic_pseudo_mask_loss_hand_case_and_gradients():
 
 
 def _teacher_from_gt_masks(model, full_inputs):
-    """Replace the teacher's predictions by the GT masks (score .9) and features pointing along
-    channel 0 inside masks: a teacher that knows the answer."""
+    """Replace the teacher's predictions by the GT masks (score .9) and features along channel 1
+    everywhere (padded to the feature grid of the padded batch, as CondInst's): a teacher that knows
+    the answer."""
     def predictions(batched_inputs, with_mask_feats=False):
         outputs = []
         for x, full in zip(batched_inputs, full_inputs):
@@ -148,7 +166,8 @@ def _teacher_from_gt_masks(model, full_inputs):
             inst = Instances((h, w), pred_boxes=gt.gt_boxes.clone(), scores=torch.full((len(gt),), 0.9),
                              pred_classes=gt.gt_classes, pred_mask_probs=masks * 0.95)
             stride = model.feature_stride
-            feats = torch.zeros((16, (h + stride - 1) // stride, (w + stride - 1) // stride))
+            padded = [(d + 31) // 32 * 32 for d in (h, w)]  # the config's size divisibility
+            feats = torch.zeros((16, padded[0] // stride, padded[1] // stride))
             feats[1] = 1.0
             outputs.append({"instances": inst, "mask_feats": feats})
         return outputs
@@ -170,9 +189,14 @@ def test_sim_trains_from_boxes_with_prototypes_pseudo_labels_and_copy_paste(tiny
              zip(batch, full)]
     _teacher_from_gt_masks(model, full)
     before = model.prototypes.prototypes.clone()
+    seen = sorted(set(torch.cat([f["instances"].gt_classes for f in full]).tolist()))
+    e1 = torch.tensor([0.0, 1.0] + [0.0] * 14)
     with EventStorage(5):
         student = model.student_inputs(batch)
-        assert not torch.equal(before, model.prototypes.prototypes)  # confident pixels moved prototypes
+        # confident pixels' features (all along e1) pull the seen classes' prototypes towards e1
+        for c in range(before.shape[0]):
+            moved = (model.prototypes.prototypes[c] @ e1) - (before[c] @ e1)
+            assert (moved.max() > 0) if c in seen else (moved.abs().max() == 0), c
         assert len(model.bank) == 2
         labelled = student[0]["instances"]
         assert labelled.gt_pseudo_weights.gt(0).all() and not labelled.has("gt_masks")
@@ -195,7 +219,7 @@ def test_sim_refuses_mask_losses_and_survives_empty_images(tiny_shapes):
                                                   MODEL__SIM__START_ITER="0"))
 
 
-def test_sim_resume_restores_teacher_and_prototypes(tiny_shapes, tmp_path):
+def test_sim_checkpoint_round_trip_restores_teacher_and_prototypes(tiny_shapes, tmp_path):
     cfg = small_config("SIM/R18_shapes.yaml", train="tiny_box", output_dir=tmp_path,
                        SOLVER__CHECKPOINT_PERIOD="2", TEST__EVAL_PERIOD="0")
     trainer = Trainer(cfg)
@@ -204,6 +228,7 @@ def test_sim_resume_restores_teacher_and_prototypes(tiny_shapes, tmp_path):
     trainer.train()
     restored = Trainer.build_model(cfg)
     DetectionCheckpointer(restored).load(str(tmp_path / "model_final.pth"))
+    state = trainer.model.state_dict()
+    assert any(k.startswith("teacher.") for k in state) and "prototypes.prototypes" in state
     for k, v in restored.state_dict().items():
-        assert torch.equal(v, trainer.model.state_dict()[k]), k
-    assert torch.equal(restored.prototypes.prototypes, trainer.model.prototypes.prototypes)
+        assert torch.equal(v, state[k]), k

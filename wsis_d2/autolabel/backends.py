@@ -16,7 +16,7 @@ from typing import Dict
 import cv2
 import numpy as np
 
-from ..data.pixels import pixel_span
+from ..data.pixels import box_pixel_ranges
 
 # name (as on the command line) -> backend class; add yours with @register_backend("name")
 AUTOLABEL_BACKENDS: Dict[str, type] = {}
@@ -32,12 +32,6 @@ def register_backend(name: str):
     return wrap
 
 logger = logging.getLogger(__name__)
-
-
-def box_pixel_ranges(box, height: int, width: int):
-    """Rows (r0, r1) and columns (c0, c1) of the XYXY box (:func:`pixel_span`'s rule)."""
-    rows, cols = pixel_span(box[1], box[3], height), pixel_span(box[0], box[2], width)
-    return rows[:2], cols[:2]
 
 
 def fill_box(box, height: int, width: int) -> np.ndarray:
@@ -67,16 +61,19 @@ class GrabCutBackend:
     the box plus ``margin`` (share of the box size, at least ``min_margin_px``)
     for speed, its result is clipped to the box, and a mask covering less than
     ``min_fill`` of the box (GrabCut collapsed, or failed) falls back to the
-    filled box.
+    filled box. GrabCut's colour models start from k-means on OpenCV's global
+    random generator; it is seeded with ``seed`` before each box, so a box's mask
+    does not depend on what ran before (worker order, other boxes).
     """
 
     def __init__(self, iterations: int = 5, margin: float = 0.25, min_margin_px: int = 8,
-                 min_fill: float = 0.05, point_radius: int = 1):
+                 min_fill: float = 0.05, point_radius: int = 1, seed: int = 0):
         self.iterations = iterations
         self.margin = margin
         self.min_margin_px = min_margin_px
         self.min_fill = min_fill
         self.point_radius = point_radius
+        self.seed = seed
 
     def _one(self, image: np.ndarray, box, points) -> np.ndarray:
         h, w = image.shape[:2]
@@ -98,6 +95,7 @@ class GrabCutBackend:
             return box_mask  # GrabCut needs samples of both sides
         try:
             bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+            cv2.setRNGSeed(self.seed)
             cv2.grabCut(np.ascontiguousarray(image[y0:y1, x0:x1]), init, None, bgd, fgd, self.iterations,
                         cv2.GC_INIT_WITH_MASK)
         except cv2.error as e:  # e.g. no background sample when the box fills the image

@@ -17,3 +17,9 @@ def pixel_span(start: float, stop: float, size: int) -> Tuple[int, int, bool]:
         middle = min(max(int(np.floor((start + stop) / 2.0)), 0), size - 1)
         return middle, middle + 1, True
     return first, last + 1, False
+
+
+def box_pixel_ranges(box, height: int, width: int):
+    """Rows (r0, r1) and columns (c0, c1) of the XYXY box (:func:`pixel_span`'s rule)."""
+    rows, cols = pixel_span(box[1], box[3], height), pixel_span(box[0], box[2], width)
+    return rows[:2], cols[:2]

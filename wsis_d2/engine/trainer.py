@@ -32,12 +32,13 @@ class Trainer(DefaultTrainer):
         model = getattr(self.model, "module", self.model)
         if hasattr(model, "update_teacher"):
             hooks.insert(1, EMAUpdateHook())
-        if self.cfg.WSIS.PSEUDO_MASK_EVAL.PERIOD > 0 and comm.is_main_process():
-            if not hasattr(model, "pseudo_label"):
+        if self.cfg.WSIS.PSEUDO_MASK_EVAL.PERIOD > 0:
+            if not hasattr(model, "pseudo_label"):  # every process stops, not just the main one
                 raise ValueError(f"WSIS.PSEUDO_MASK_EVAL.PERIOD is set, but {type(model).__name__} makes no "
                                  "pseudo masks (only teacher-student models such as BoxTeacher and SIM do)")
-            # after the teacher's update, before the writer that flushes this step's scalars
-            hooks.insert(len(hooks) - 1, PseudoMaskQualityHook(self.cfg))
+            if comm.is_main_process():
+                # after the teacher's update, before the writer that flushes this step's scalars
+                hooks.insert(len(hooks) - 1, PseudoMaskQualityHook(self.cfg))
         return hooks
 
     @classmethod

@@ -16,7 +16,7 @@ import logging
 from typing import List, Tuple
 
 import torch
-from detectron2.data import DatasetCatalog, detection_utils as utils, transforms as T
+from detectron2.data import DatasetCatalog, transforms as T
 from detectron2.engine import HookBase
 from detectron2.structures import BitMasks, Instances
 
@@ -52,6 +52,9 @@ class PseudoMaskQualityHook(HookBase):
 
     def __init__(self, cfg, batch_size: int = 4):
         settings = cfg.WSIS.PSEUDO_MASK_EVAL
+        if not settings.DATASET:
+            raise ValueError("WSIS.PSEUDO_MASK_EVAL.PERIOD is set but DATASET is empty: name a registered view of "
+                             "the training images that has masks (e.g. shapes_full)")
         self.period = settings.PERIOD
         self.dataset_name = settings.DATASET
         self.num_images = settings.NUM_IMAGES
@@ -88,7 +91,7 @@ class PseudoMaskQualityHook(HookBase):
         for start in range(0, len(self._inputs), self.batch_size):
             batch = self._inputs[start: start + self.batch_size]
             for labelled, gt_masks in zip(model.pseudo_label(batch), self._gt_masks[start: start + self.batch_size]):
-                ious.append(pseudo_mask_ious(labelled.gt_pseudo_masks.cpu(), labelled.gt_pseudo_weights.cpu(),
+                ious.append(pseudo_mask_ious(labelled.gt_pseudo_masks.float().cpu(), labelled.gt_pseudo_weights.cpu(),
                                              gt_masks))
                 num_gt += len(gt_masks)
         ious = torch.cat(ious) if ious else torch.zeros(0)

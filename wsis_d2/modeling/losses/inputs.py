@@ -56,7 +56,7 @@ class MaskLossInputs:
         raise NotImplementedError(f"{type(self).__name__} holds no pseudo masks")
 
     def instance_values(self, field: str) -> torch.Tensor:
-        """(n, ...) a per-instance field of the GT ``Instances`` (e.g. ``gt_pasted``)."""
+        """(n,) a per-instance scalar field of the GT ``Instances`` (e.g. ``gt_pasted``), as float."""
         raise NotImplementedError(f"{type(self).__name__} holds no per-instance fields")
 
     def points(self) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -16,23 +16,27 @@ from typing import Optional
 
 import torch
 from detectron2.structures import Boxes, Instances
+from torchvision import ops
 
 from ..losses.box_targets import box_masks
 
 
 class ObjectBank:
     """The last ``size`` images' confident objects: (image (3, H, W), masks (n, H, W) bool,
-    classes (n,), scores (n,)), kept on the CPU."""
+    classes (n,), scores (n,)), kept on the CPU (full-size masks: about 1 MB per object of a
+    COCO-size image); masks under ``min_area`` pixels are not kept."""
 
-    def __init__(self, size: int = 50):
+    def __init__(self, size: int = 50, min_area: int = 16):
         self.entries = deque(maxlen=size)
+        self.min_area = min_area
 
     def __len__(self):
         return len(self.entries)
 
     def add(self, image: torch.Tensor, masks: torch.Tensor, classes: torch.Tensor, scores: torch.Tensor) -> None:
-        if len(masks):
-            self.entries.append((image.cpu(), masks.bool().cpu(), classes.cpu(), scores.float().cpu()))
+        big = masks.flatten(1).sum(1) >= self.min_area
+        if bool(big.any()):
+            self.entries.append((image.cpu(), masks[big].bool().cpu(), classes[big].cpu(), scores[big].float().cpu()))
 
     def sample(self, max_objects: int = 3, score_power: float = 3.0):
         """(image, masks, classes) of up to ``max_objects`` objects of a random bank image, or None."""
@@ -46,17 +50,9 @@ class ObjectBank:
 
 
 def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """(n, H, W) bool, none empty -> (n, 4) XYXY boxes of their pixels (right/bottom edges exclusive)."""
-    ys = masks.any(dim=2)
-    xs = masks.any(dim=1)
-    h, w = masks.shape[-2:]
-    rows = torch.arange(h, device=masks.device)
-    cols = torch.arange(w, device=masks.device)
-    y0 = torch.where(ys, rows, h).min(dim=1).values
-    y1 = torch.where(ys, rows, -1).max(dim=1).values + 1
-    x0 = torch.where(xs, cols, w).min(dim=1).values
-    x1 = torch.where(xs, cols, -1).max(dim=1).values + 1
-    return torch.stack([x0, y0, x1, y1], dim=1).float()
+    """(n, H, W) bool, none empty -> (n, 4) XYXY boxes of their pixels, right/bottom edges exclusive
+    (torchvision's are the last pixel's index)."""
+    return ops.masks_to_boxes(masks) + masks.new_tensor([0, 0, 1, 1], dtype=torch.float)
 
 
 def paste_objects(image: torch.Tensor, instances: Instances, source_image: torch.Tensor,
@@ -66,7 +62,8 @@ def paste_objects(image: torch.Tensor, instances: Instances, source_image: torch
 
     Args:
         image: (3, H, W) target image; instances: its ``gt_boxes``, ``gt_classes``, ``gt_pseudo_masks``,
-            ``gt_pseudo_valid``, ``gt_pseudo_weights``, ``gt_pasted`` (other fields are not kept).
+            ``gt_pseudo_valid`` ((G, H, W) bool), ``gt_pseudo_weights``, ``gt_pasted`` (other fields are
+            not kept).
         source_image: (3, Hs, Ws); source_masks: (m, Hs, Ws) bool, listed bottom to top; source_classes: (m,).
 
     Returns:
@@ -103,9 +100,8 @@ def paste_objects(image: torch.Tensor, instances: Instances, source_image: torch
         "gt_boxes": Boxes.cat([own.gt_boxes, Boxes(masks_to_boxes(visible))]),
         "gt_classes": torch.cat([own.gt_classes, classes.long()]),
         # what a pasted object covers is background for the image's own objects
-        "gt_pseudo_masks": torch.cat([own.gt_pseudo_masks * ~covered, visible.float()]),
-        "gt_pseudo_valid": torch.cat([torch.maximum(own.gt_pseudo_valid, covered.float().expand_as(
-            own.gt_pseudo_valid)), torch.ones_like(visible, dtype=torch.float)]),
+        "gt_pseudo_masks": torch.cat([own.gt_pseudo_masks.bool() & ~covered, visible]),
+        "gt_pseudo_valid": torch.cat([own.gt_pseudo_valid.bool() | covered, torch.ones_like(visible)]),
         "gt_pseudo_weights": torch.cat([own.gt_pseudo_weights, ones]),
         "gt_pasted": torch.cat([own.gt_pasted, ones.bool()]),
     }

@@ -5,9 +5,12 @@ Each class keeps K L2-normalised prototypes of the mask-feature dimension C.
 Each training step, the teacher's (normalised) mask features at its confident
 pixels of that class are assigned to the class's prototypes by Sinkhorn-Knopp
 (an equipartition: every prototype gets a share, so none collapses) made hard
-with a Gumbel-softmax; each prototype then moves by EMA towards the mean of its
-features. Sums and counts are all-reduced, so every process holds the same
-prototypes; they are buffers, so checkpoints and ``--resume`` keep them.
+with a Gumbel-softmax (``hard=True``: the sample is an argmax of Gumbel-perturbed
+log-assignments, so the temperature does not change it); each prototype then
+moves by EMA towards the mean of its features. Sinkhorn runs on each process's
+own features; the sums and counts are all-reduced, so every process holds the
+same prototypes. They are buffers, so checkpoints and ``--resume`` keep them.
+Computed in float32 (Sinkhorn's exp(x / 0.05) underflows in half precision).
 """
 from typing import List
 
@@ -73,7 +76,7 @@ class ClassPrototypes(nn.Module):
             feats = torch.cat([f for f, fc in zip(features, classes) if fc == c])
             if feats.shape[0] > self.max_pixels:
                 feats = feats[torch.randperm(feats.shape[0], device=feats.device)[: self.max_pixels]]
-            feats = F.normalize(feats, dim=-1)
+            feats = F.normalize(feats.float(), dim=-1)
             assign = sinkhorn(feats @ self.prototypes[c].t(), self.epsilon, self.iterations)
             hard = F.gumbel_softmax(assign.clamp(min=1e-12).log(), tau=self.tau, hard=True)  # (n, K) one-hot
             sums[c] = hard.t() @ feats
@@ -95,6 +98,6 @@ class ClassPrototypes(nn.Module):
         Returns:
             (n, h, w) in (0.27, 0.73): how much each pixel looks like the instance's class.
         """
-        z = F.normalize(features, dim=1)
+        z = F.normalize(features.float(), dim=1)
         similarity = torch.einsum("nchw,nkc->nkhw", z, self.prototypes[classes])
         return similarity.max(dim=1).values.sigmoid()

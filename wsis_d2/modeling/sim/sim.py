@@ -14,7 +14,9 @@ its class's prototype map (:mod:`.semantic_masks`), trained with
 Deviations from the reference: the teacher mask of a box is the matched
 prediction's (the reference averages the masks of the box's FCOS positives);
 the pairwise loss is BoxInst's colour affinity only (the reference multiplies
-it by a teacher-feature affinity); the teacher runs in eval mode.
+it by a teacher-feature affinity); the teacher runs in eval mode; copy-paste
+samples objects by their pseudo-label weight sqrt(sqrt(cls) x mask score)
+(BoxTeacher's confidence) in place of the teacher's score.
 """
 import random
 from typing import Dict, List
@@ -27,11 +29,11 @@ from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 
 from ..boxinst import BoxInst
-from ..losses.box_targets import box_masks
+from ...data.pixels import box_pixel_ranges
 from ..teacher import TeacherStudent, assign_pseudo_masks
 from .copy_paste import ObjectBank, paste_objects
 from .prototypes import ClassPrototypes
-from .semantic_masks import semantic_pseudo_labels
+from .semantic_masks import semantic_pseudo_label
 
 
 @META_ARCH_REGISTRY.register()
@@ -73,7 +75,7 @@ class SIM(TeacherStudent):
         self.fg_range = tuple(fg_range)
         self.bg_thresh = bg_thresh
         self.copy_paste_prob = copy_paste_prob
-        self.bank = ObjectBank(bank_size)
+        self.bank = ObjectBank(bank_size, min_paste_area)
         self.max_paste = max_paste
         self.score_power = score_power
         self.min_paste_area = min_paste_area
@@ -124,21 +126,31 @@ class SIM(TeacherStudent):
 
     def _semantic_labels(self, gt: Instances, masks: torch.Tensor, weights: torch.Tensor,
                          feats: torch.Tensor) -> Instances:
+        """Pseudo labels of the claimed (weight > 0) boxes, on each box's crop; outside its box a box's
+        label is background; unclaimed boxes get none (all unlabelled)."""
         h, w = gt.image_size
-        classes = gt.gt_classes
-        semantic = self.prototypes.semantic_map(feats[None].expand(len(gt), -1, -1, -1), classes)
-        semantic = _to_image_grid(semantic, self.feature_stride, h, w)
-        in_box = box_masks(gt.gt_boxes.tensor, h, w, 1) >= 0.5
-        foreground, labelled = semantic_pseudo_labels(masks, semantic, in_box, self.semantic_weight,
-                                                      self.fg_range, self.bg_thresh)
-        return Instances(gt.image_size, gt_boxes=gt.gt_boxes, gt_classes=classes, gt_pseudo_masks=foreground,
-                         gt_pseudo_valid=labelled, gt_pseudo_weights=weights,
+        foreground = torch.zeros((len(gt), h, w), dtype=torch.bool, device=self.device)
+        labelled = torch.zeros_like(foreground)
+        semantic_of_class = {}  # one full-image map per class present
+        for g in torch.nonzero(weights > 0).flatten().tolist():
+            c = int(gt.gt_classes[g])
+            if c not in semantic_of_class:
+                semantic = self.prototypes.semantic_map(feats[None], gt.gt_classes[g: g + 1])
+                semantic_of_class[c] = _to_image_grid(semantic, self.feature_stride, h, w)[0]
+            (r0, r1), (c0, c1) = box_pixel_ranges(gt.gt_boxes.tensor[g].tolist(), h, w)
+            fg, known = semantic_pseudo_label(masks[g, r0:r1, c0:c1], semantic_of_class[c][r0:r1, c0:c1],
+                                              self.semantic_weight, self.fg_range, self.bg_thresh)
+            labelled[g] = True
+            labelled[g, r0:r1, c0:c1] = known
+            foreground[g, r0:r1, c0:c1] = fg
+        return Instances(gt.image_size, gt_boxes=gt.gt_boxes, gt_classes=gt.gt_classes,
+                         gt_pseudo_masks=foreground, gt_pseudo_valid=labelled, gt_pseudo_weights=weights,
                          gt_pasted=torch.zeros(len(gt), dtype=torch.bool, device=self.device))
 
     @torch.no_grad()
     def pseudo_label(self, batched_inputs: List[Dict]) -> List[Instances]:
-        """Each image's GT boxes with SIM's pseudo labels: ``gt_pseudo_masks`` (G, H, W) foreground,
-        ``gt_pseudo_valid`` labelled pixels, ``gt_pseudo_weights`` (G,) (0: box losses only).
+        """Each image's GT boxes with SIM's pseudo labels: ``gt_pseudo_masks`` (G, H, W) bool foreground,
+        ``gt_pseudo_valid`` (G, H, W) bool labelled pixels, ``gt_pseudo_weights`` (G,) (0: box losses only).
         Changes nothing (the prototypes learn in training steps only)."""
         return [self._semantic_labels(*claimed) for claimed in self._teacher_masks(batched_inputs)]
 
@@ -146,6 +158,7 @@ class SIM(TeacherStudent):
         features, classes = [], []
         for gt, masks, weights, feats in claimed:
             grid_h, grid_w = feats.shape[-2:]
+            # a feature cell is confident when most of its pixels are
             confident = _to_feature_grid((masks > self.confident_thresh).float(), self.feature_stride,
                                          grid_h, grid_w) >= 0.5
             for g in torch.nonzero(weights > 0).flatten().tolist():
@@ -171,8 +184,8 @@ class SIM(TeacherStudent):
                                            self.max_occlusion)
                     if pasted is not None:
                         image, labelled = pasted
-            confident = (weights > 0)
-            self.bank.add(x["image"], masks[confident] > self.confident_thresh, gt.gt_classes[confident],
-                          weights[confident])
+            claimed = weights > 0
+            self.bank.add(x["image"], masks[claimed] > self.confident_thresh, gt.gt_classes[claimed],
+                          weights[claimed])
             student_inputs.append(dict(x, image=image, instances=labelled))
         return student_inputs
