@@ -22,7 +22,7 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.structures import Instances
 
 from ..boxinst import BoxInst
-from ..teacher import TeacherStudent, assign_pseudo_masks
+from ..teacher import TeacherStudent
 from ..teacher.strong_aug import strong_photometric
 
 
@@ -40,9 +40,8 @@ class BoxTeacher(TeacherStudent):
                  iou_thresh: float, mask_thresh: float, strong_aug: bool, use_teacher_inference: bool,
                  input_format: str = "BGR"):
         super().__init__(student=student, teacher=teacher, momentum=momentum,
-                         use_teacher_inference=use_teacher_inference, input_format=input_format)
-        self.iou_thresh = iou_thresh
-        self.mask_thresh = mask_thresh
+                         use_teacher_inference=use_teacher_inference, iou_thresh=iou_thresh,
+                         mask_thresh=mask_thresh, input_format=input_format)
         self.strong_aug = strong_aug
 
     @classmethod
@@ -64,11 +63,7 @@ class BoxTeacher(TeacherStudent):
         """Each image's GT instances plus ``gt_pseudo_masks`` (G, H, W) and ``gt_pseudo_weights`` (G,),
         from the teacher's predictions at the input resolution."""
         labelled = []
-        for x, out in zip(batched_inputs, self.teacher_predictions(batched_inputs)):
-            gt = x["instances"].to(self.device)
-            pred = out["instances"]
-            masks, weights = assign_pseudo_masks(gt.gt_boxes.tensor, pred.pred_boxes.tensor, pred.scores,
-                                                 pred.pred_mask_probs, self.iou_thresh, self.mask_thresh)
+        for gt, masks, weights, _ in self.claimed_masks(batched_inputs):
             fields = dict(gt.get_fields(), gt_pseudo_masks=masks, gt_pseudo_weights=weights)
             labelled.append(Instances(gt.image_size, **fields))
         return labelled

@@ -30,7 +30,7 @@ from detectron2.utils.events import get_event_storage
 
 from ..boxinst import BoxInst
 from ...data.pixels import box_pixel_ranges
-from ..teacher import TeacherStudent, assign_pseudo_masks
+from ..teacher import TeacherStudent
 from .copy_paste import ObjectBank, paste_objects
 from .prototypes import ClassPrototypes
 from .semantic_masks import semantic_pseudo_label
@@ -65,10 +65,9 @@ class SIM(TeacherStudent):
                  bank_size: int, max_paste: int, score_power: float, min_paste_area: int, max_occlusion: float,
                  input_format: str = "BGR"):
         super().__init__(student=student, teacher=teacher, momentum=momentum,
-                         use_teacher_inference=use_teacher_inference, input_format=input_format)
+                         use_teacher_inference=use_teacher_inference, iou_thresh=iou_thresh,
+                         mask_thresh=mask_thresh, input_format=input_format)
         self.prototypes = prototypes
-        self.iou_thresh = iou_thresh
-        self.mask_thresh = mask_thresh
         self.confident_thresh = confident_thresh
         self.start_iter = start_iter
         self.semantic_weight = semantic_weight
@@ -108,17 +107,10 @@ class SIM(TeacherStudent):
             "input_format": cfg.INPUT.FORMAT,
         }
 
-    @torch.no_grad()
     def _teacher_masks(self, batched_inputs: List[Dict]):
         """Per image: (GT instances, claimed teacher masks (G, H, W), weights (G,), mask features (C, h, w))."""
-        claimed = []
-        for x, out in zip(batched_inputs, self.teacher_predictions(batched_inputs, with_mask_feats=True)):
-            gt = x["instances"].to(self.device)
-            pred = out["instances"]
-            masks, weights = assign_pseudo_masks(gt.gt_boxes.tensor, pred.pred_boxes.tensor, pred.scores,
-                                                 pred.pred_mask_probs, self.iou_thresh, self.mask_thresh)
-            claimed.append((gt, masks, weights, out["mask_feats"]))
-        return claimed
+        return [(gt, masks, weights, out["mask_feats"])
+                for gt, masks, weights, out in self.claimed_masks(batched_inputs, with_mask_feats=True)]
 
     @property
     def feature_stride(self) -> int:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .ema import MeanTeacher, ema_momentum
+from .pseudo_labels import assign_pseudo_masks
 
 
 class TeacherStudent(nn.Module):
@@ -23,17 +24,20 @@ class TeacherStudent(nn.Module):
             (the teacher starts as a copy of the student).
         momentum: EMA momentum of the teacher.
         use_teacher_inference: predict with the teacher (else the student).
+        iou_thresh, mask_thresh: how teacher predictions claim GT boxes (:func:`assign_pseudo_masks`).
         input_format: channel order of the input images.
     """
 
     def __init__(self, *, student: nn.Module, teacher: nn.Module, momentum: float, use_teacher_inference: bool,
-                 input_format: str = "BGR"):
+                 iou_thresh: float = 0.5, mask_thresh: float = 0.5, input_format: str = "BGR"):
         super().__init__()
         self.student = student
         self.teacher = MeanTeacher(teacher)
         self.teacher.copy_from(student)
         self.momentum = momentum
         self.use_teacher_inference = use_teacher_inference
+        self.iou_thresh = iou_thresh
+        self.mask_thresh = mask_thresh
         self.input_format = input_format
 
     @property
@@ -58,6 +62,19 @@ class TeacherStudent(nn.Module):
             return self.teacher(inputs)
         finally:
             model.keep_mask_probs, model.keep_mask_feats = False, False
+
+    @torch.no_grad()
+    def claimed_masks(self, batched_inputs: List[Dict], with_mask_feats: bool = False) -> List[tuple]:
+        """Per image: (GT instances on the model's device, the teacher masks that claimed its boxes
+        (G, H, W), their weights (G,) (0: unclaimed), the teacher's output dict)."""
+        claimed = []
+        for x, out in zip(batched_inputs, self.teacher_predictions(batched_inputs, with_mask_feats)):
+            gt = x["instances"].to(self.device)
+            pred = out["instances"]
+            masks, weights = assign_pseudo_masks(gt.gt_boxes.tensor, pred.pred_boxes.tensor, pred.scores,
+                                                 pred.pred_mask_probs, self.iou_thresh, self.mask_thresh)
+            claimed.append((gt, masks, weights, out))
+        return claimed
 
     def student_inputs(self, batched_inputs: List[Dict]) -> List[Dict]:
         """The student's training inputs for this batch (pseudo-labelled, augmented)."""
