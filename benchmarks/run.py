@@ -43,6 +43,9 @@ METHODS = {
     "pointsup_mask_rcnn": {"config": "PointSup/MaskRCNN_R18_shapes.yaml", "full_twin": "mask_rcnn"},
     "boxteacher": {"config": "BoxTeacher/R18_shapes.yaml", "full_twin": "condinst", "opts": PSEUDO_MASK_EVAL},
     "sim": {"config": "SIM/R18_shapes.yaml", "full_twin": "condinst", "opts": PSEUDO_MASK_EVAL},
+    # BoxTeacher with the student on the plain images: isolates the strong view's effect at this short schedule
+    "boxteacher_plain_view": {"config": "BoxTeacher/R18_shapes.yaml", "full_twin": "condinst",
+                              "opts": PSEUDO_MASK_EVAL + ["MODEL.BOX_TEACHER.STRONG_AUG", "False"]},
     "pseudo_box_condinst": {"config": "PseudoLabel/CondInst_box_R18_shapes.yaml", "full_twin": "condinst"},
     "pseudo_grabcut_condinst": {"config": "PseudoLabel/CondInst_grabcut_R18_shapes.yaml", "full_twin": "condinst"},
 }
