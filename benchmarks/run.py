@@ -72,7 +72,8 @@ PRESETS = {
 # (0 when none), class-agnostic: mask quality and recall apart from classification.
 # twin_date: the results file the full twin's row came from (today's, else the newest earlier one).
 # pseudo_mask_miou: teacher-student rows, the last measurement of their kept pseudo masks' mean IoU vs
-# hidden GT (the JSON also holds pseudo_mask_curve: [iteration, mIoU, share of GT boxes kept] rows).
+# hidden GT (the JSON also holds pseudo_mask_curve: [iteration, mIoU, share of GT boxes kept] rows);
+# PointWSSIS rows, the mean IoU of the pipeline's pseudo masks of the point-labelled objects vs hidden GT.
 ROW_KEYS = ["method", "config", "train_set", "eval_set", "preset", "iters", "device", "segm_AP", "bbox_AP",
             "ratio_to_full", "twin_date", "gt_mask_iou", "pseudo_mask_miou", "s_per_iter", "peak_rss_mb",
             "train_eval_minutes", "commit"]
@@ -190,6 +191,31 @@ def _fresh(out_dir: Path) -> None:
         shutil.rmtree(out_dir)
 
 
+def pseudo_label_miou(pseudo_json: Path, full_json: str, semi_json: str) -> float:
+    """Mean IoU of the pseudo masks of the point-labelled objects (the semi view's annotations without
+    masks) against their hidden GT masks (same annotation ids in the full view)."""
+    import pycocotools.mask as mask_util
+
+    weak = {a["id"] for a in json.loads(Path(semi_json).read_text())["annotations"] if "segmentation" not in a}
+    full = json.loads(Path(full_json).read_text())
+    sizes = {i["id"]: (i["height"], i["width"]) for i in full["images"]}
+    gt = {a["id"]: a for a in full["annotations"]}
+
+    def rle(ann):
+        h, w = sizes[ann["image_id"]]
+        segm = ann["segmentation"]
+        return mask_util.frPyObjects(segm, h, w) if isinstance(segm, list) else segm
+
+    ious = []
+    for ann in json.loads(Path(pseudo_json).read_text())["annotations"]:
+        if ann["id"] in weak:
+            pred, true = rle(ann), rle(gt[ann["id"]])
+            pred = mask_util.merge(pred) if isinstance(pred, list) else pred
+            true = mask_util.merge(true) if isinstance(true, list) else true
+            ious.append(float(mask_util.iou([pred], [true], [0])[0, 0]))
+    return sum(ious) / max(len(ious), 1)
+
+
 def run_pointwssis(method: str, preset: str, out_root: Path, extra_opts: list) -> list:
     """The PointWSSIS pipeline on shapes_semi_<p>: rows of its teacher (the p % alone) and its student."""
     from wsis_d2 import model_zoo
@@ -217,11 +243,12 @@ def run_pointwssis(method: str, preset: str, out_root: Path, extra_opts: list) -
     teacher = _row(f"pointwssis_teacher_p{percent}", command + ", step 1", cfg, f"shapes_semi_{percent} (masks only)",
                    out_dir / "teacher", preset, report, teacher_minutes, commit)
     teacher["peak_rss_mb"] = None  # measured for the whole pipeline only
-    return [
-        teacher,
-        _row(method, command, cfg, f"shapes_semi_{percent} + pseudo", out_dir / "student", preset, report, minutes,
-             commit),
-    ]
+    student = _row(method, command, cfg, f"shapes_semi_{percent} + pseudo", out_dir / "student", preset, report,
+                   minutes, commit)
+    files = ensure_shapes(root)
+    student["pseudo_mask_miou"] = round(pseudo_label_miou(out_dir / "pseudo" / "pseudo_labels.json", files["full"],
+                                                          semi_json), 3)
+    return [teacher, student]
 
 
 def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> list:
