@@ -240,11 +240,11 @@ def run_pointwssis(method: str, preset: str, out_root: Path, extra_opts: list) -
     minutes = (time.time() - start) / 60.0
     teacher_minutes = (os.path.getmtime(out_dir / "teacher" / "DONE.json") - start) / 60.0
     command = f"wsis-d2 pointwssis --percent {percent} (configs/{config})"
-    teacher = _row(f"pointwssis_teacher_p{percent}", command + ", step 1", cfg, f"shapes_semi_{percent} (masks only)",
+    teacher = _row(f"pointwssis_teacher_p{percent}", command + ", step 1", cfg, f"shapes_semi_{percent}_masks_only",
                    out_dir / "teacher", preset, report, teacher_minutes, commit)
     teacher["peak_rss_mb"] = None  # measured for the whole pipeline only
-    student = _row(method, command, cfg, f"shapes_semi_{percent} + pseudo", out_dir / "student", preset, report,
-                   minutes, commit)
+    student = _row(method, command + " + pseudo labels", cfg, f"shapes_semi_{percent}", out_dir / "student", preset,
+                   report, minutes, commit)
     files = ensure_shapes(root)
     student["pseudo_mask_miou"] = round(pseudo_label_miou(out_dir / "pseudo" / "pseudo_labels.json", files["full"],
                                                           semi_json), 3)

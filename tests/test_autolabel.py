@@ -168,6 +168,8 @@ def test_label_cost_report(tmp_path):
         seconds_per_object({"method": "x", "train_set": "shapes_scribble"})
     assert seconds_per_object({"method": "x", "train_set": "coco_2017_train_point"}) == pytest.approx(15.0)
     assert seconds_per_object({"method": "x", "train_set": "coco_2017_train"}) == 79.2
+    # PointWSSIS's teacher alone: the masks of the 10 % fully-labelled images, nothing else
+    assert seconds_per_object({"method": "x", "train_set": "shapes_semi_10_masks_only"}) == pytest.approx(7.92)
     gpu = dict(rows[0], preset="gpu", segm_AP=35.0)
     results.write_text(json.dumps(rows + [gpu]))
     assert len(load_rows([str(results)], preset="gpu")) == 1 and len(load_rows([str(results)])) == 5

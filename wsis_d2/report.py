@@ -23,7 +23,7 @@ POINT_SECONDS = 0.8
 
 FULLY_LABELLED = ("coco_2017_train",)
 # the supervision view a dataset name ends with (shapes_box, coco_2017_train_point, ...)
-VIEW_SUFFIX = re.compile(r"(?:^|_)(full|box|point|pseudo_[a-z]+|semi_[\d.]+)$")
+VIEW_SUFFIX = re.compile(r"(?:^|_)(full|box|point|pseudo_[a-z]+|semi_[\d.]+(?:_masks_only)?)$")
 
 
 def seconds_per_object(row: dict) -> float:
@@ -44,8 +44,11 @@ def seconds_per_object(row: dict) -> float:
         points = int(match.group(1)) if match and int(match.group(1)) > 0 else 10
         return BOX_SECONDS + POINT_SECONDS * points
     if view.startswith("semi_"):
-        share = float(view[len("semi_"):]) / 100.0
-        return share * MASK_SECONDS + (1 - share) * (BOX_SECONDS + POINT_SECONDS)
+        # the p % fully labelled images' masks, and (unless only those are used) one point + box per
+        # object of the rest
+        masks_only = view.endswith("_masks_only")
+        share = float(view[len("semi_"):].replace("_masks_only", "")) / 100.0
+        return share * MASK_SECONDS + (0.0 if masks_only else (1 - share) * (BOX_SECONDS + POINT_SECONDS))
     raise ValueError(f"row {row.get('method')!r}: no annotation cost known for train_set {row['train_set']!r}")
 
 
