@@ -46,6 +46,10 @@ METHODS = {
     # BoxTeacher with the student on the plain images: isolates the strong view's effect at this short schedule
     "boxteacher_plain_view": {"config": "BoxTeacher/R18_shapes.yaml", "full_twin": "condinst",
                               "opts": PSEUDO_MASK_EVAL + ["MODEL.BOX_TEACHER.STRONG_AUG", "False"]},
+    # ... and with the pseudo-mask losses ramped over the whole run (tests the early, poor teacher)
+    "boxteacher_plain_view_slow_ramp": {"config": "BoxTeacher/R18_shapes.yaml", "full_twin": "condinst",
+                                        "opts": PSEUDO_MASK_EVAL + ["MODEL.BOX_TEACHER.STRONG_AUG", "False",
+                                                                    "MODEL.BOX_TEACHER.WARMUP_ITERS", "1100"]},
     "pseudo_box_condinst": {"config": "PseudoLabel/CondInst_box_R18_shapes.yaml", "full_twin": "condinst"},
     "pseudo_grabcut_condinst": {"config": "PseudoLabel/CondInst_grabcut_R18_shapes.yaml", "full_twin": "condinst"},
 }
