@@ -66,6 +66,34 @@ def test_weighted_dice_hand_case():
     assert zero.item() == 0 and zero.requires_grad
 
 
+def test_pseudo_mask_loss_targets_the_binarised_teacher_mask():
+    from types import SimpleNamespace
+
+    from detectron2.config import get_cfg
+
+    from wsis_d2.config import add_wsis_config
+    from wsis_d2.modeling.losses import PseudoMaskLoss
+
+    cfg = get_cfg()
+    add_wsis_config(cfg)
+    cfg.MODEL.BOX_TEACHER.WARMUP_ITERS = 10
+    soft = torch.tensor([[[[0.9, 0.6, 0.4, 0.1]]]])
+    weights = torch.tensor([0.8])
+    inputs = SimpleNamespace(iteration=5, pseudo_masks=lambda: (soft, weights))
+    logits = torch.tensor([[[[1.0, 0.0, -1.0, 2.0]]]], requires_grad=True)
+    loss = PseudoMaskLoss(cfg)(logits, inputs)["loss_pseudo_mask"]
+    p = logits.detach().sigmoid()
+    target = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    dice = 1 - 2 * (p.flatten() * target).sum() / ((p ** 2).sum() + (target ** 2).sum())
+    # weight .5 x warm-up 5/10 x w .8 x dice(p, teacher mask > .5) over one claimed box
+    assert loss.item() == pytest.approx(0.5 * 0.5 * 0.8 * dice.item(), rel=1e-4)
+    loss.backward()
+    assert logits.grad.abs().sum() > 0
+    # a teacher sure of the same pixels gives the same loss: only the binary mask is the target
+    sure = SimpleNamespace(iteration=5, pseudo_masks=lambda: (torch.tensor([[[[1.0, 1.0, 0.0, 0.0]]]]), weights))
+    assert PseudoMaskLoss(cfg)(logits, sure)["loss_pseudo_mask"].item() == pytest.approx(loss.item())
+
+
 def test_boxteacher_trains_from_boxes_and_pseudo_masks(tiny_shapes):
     cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box")
     torch.manual_seed(0)

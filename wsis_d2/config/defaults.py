@@ -136,7 +136,8 @@ def add_wsis_config(cfg: CN) -> CN:
     _C.MODEL.BOX_TEACHER.MOMENTUM = 0.999
     # A teacher prediction claims a GT box when their IoU is at least this.
     _C.MODEL.BOX_TEACHER.IOU_THRESH = 0.5
-    # Pixels above this probability make a prediction's mask-aware score.
+    # Pixels above this probability make a prediction's mask-aware score and the
+    # binary target of PseudoMaskLoss.
     _C.MODEL.BOX_TEACHER.MASK_THRESH = 0.5
     # Weight of PseudoMaskLoss and its linear warm-up (iterations).
     _C.MODEL.BOX_TEACHER.MASK_WEIGHT = 0.5

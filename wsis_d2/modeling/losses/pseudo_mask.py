@@ -1,9 +1,11 @@
 """BoxTeacher's losses on teacher pseudo masks (Cheng et al., "BoxTeacher", CVPR 2023, Sec. 3.3).
 
 - noise-aware pixel loss: L_pixel = sum_i w_i Dice(m_i, pseudo_i) / #{i : w_i > 0}, each
-  instance's dice against its teacher mask weighted by the teacher's confidence w_i
-  (0 for GT boxes no teacher prediction matched);
-- noise-reduced mask affinity loss (:func:`pseudo_affinity_loss`).
+  instance's dice against its teacher mask binarised at ``MODEL.BOX_TEACHER.MASK_THRESH``
+  (as the reference: a soft target would teach the student to stay unsure where the
+  teacher is) weighted by the teacher's confidence w_i (0 for GT boxes no teacher
+  prediction matched);
+- noise-reduced mask affinity loss (:func:`pseudo_affinity_loss`), on the soft mask.
 
 Both ramp up linearly over ``MODEL.BOX_TEACHER.WARMUP_ITERS``.
 """
@@ -35,7 +37,8 @@ def weighted_dice_loss(probs: torch.Tensor, pseudo: torch.Tensor, weights: torch
 
 @MASK_LOSS_REGISTRY.register()
 class PseudoMaskLoss(nn.Module):
-    """Teacher-student: weighted dice against the teacher's pseudo masks (``MODEL.BOX_TEACHER.MASK_WEIGHT``)."""
+    """Teacher-student: weighted dice against the teacher's binarised pseudo masks
+    (``MODEL.BOX_TEACHER.MASK_WEIGHT``, ``MASK_THRESH``)."""
 
     LABELS = ("pseudo_masks",)
 
@@ -43,13 +46,15 @@ class PseudoMaskLoss(nn.Module):
         super().__init__()
         self.weight = cfg.MODEL.BOX_TEACHER.MASK_WEIGHT
         self.warmup_iters = cfg.MODEL.BOX_TEACHER.WARMUP_ITERS
+        self.mask_thresh = cfg.MODEL.BOX_TEACHER.MASK_THRESH
 
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
         if mask_logits.shape[0] == 0:
             return {"loss_pseudo_mask": mask_logits.sum() * 0}
         pseudo, weights = inputs.pseudo_masks()
         ramp = linear_ramp(inputs.iteration, self.warmup_iters)
-        loss = weighted_dice_loss(mask_logits.sigmoid(), pseudo, weights)
+        target = (pseudo > self.mask_thresh).to(pseudo.dtype)
+        loss = weighted_dice_loss(mask_logits.sigmoid(), target, weights)
         return {"loss_pseudo_mask": self.weight * ramp * loss}
 
 
