@@ -81,6 +81,67 @@ def test_point_matching_hand_cases():
     assert match_points_to_masks(points, point_classes, masks[:0], classes[:0], scores[:0]).tolist() == [-1] * 5
 
 
+def test_teacher_checkpoints_are_final_and_mid_schedule(tmp_path):
+    from wsis_d2.modeling.pointwssis.pipeline import teacher_checkpoints
+
+    final = str(tmp_path / "model_final.pth")
+    assert teacher_checkpoints(str(tmp_path), 400) == [final]  # no periodic checkpoint
+    for name in ("model_0000099.pth", "model_0000199.pth", "model_0000299.pth", "model_final.pth", "last_checkpoint"):
+        (tmp_path / name).touch()
+    assert teacher_checkpoints(str(tmp_path), 400) == [final, str(tmp_path / "model_0000199.pth")]
+    assert teacher_checkpoints(str(tmp_path), 1000) == [final, str(tmp_path / "model_0000299.pth")]
+    # a periodic checkpoint at the last iteration is the final weights again
+    assert teacher_checkpoints(str(tmp_path), 100) == [final]
+
+
+class _PassThroughRefiner(torch.nn.Module):
+    """A 'MaskRefineNet' that returns its rough-mask channel: shows which rough mask a point got."""
+
+    num_classes = 2
+
+    def forward(self, x):
+        return (x[:, 3:4] - 0.5) * 40
+
+
+@pytest.mark.parametrize("rough_prior", ["grabcut", "box"])
+def test_points_no_teacher_mask_covers_start_from_the_box_prior(rough_prior, tmp_path):
+    import cv2
+    import numpy as np
+    from detectron2.structures import Instances
+
+    from wsis_d2.modeling.pointwssis.pipeline import _box_prior, pseudo_label
+
+    h, w = 64, 80
+    image = np.full((h, w, 3), (40, 160, 40), np.uint8)  # green field
+    yy, xx = np.mgrid[:h, :w]
+    disc = (yy + 0.5 - 32) ** 2 + (xx + 0.5 - 40) ** 2 <= 14 ** 2
+    image[disc] = (200, 40, 200)  # a purple disc, its box [26, 18, 54, 46]
+    cv2.imwrite(str(tmp_path / "img.png"), image)
+    coco = {"images": [{"id": 1, "file_name": "img.png", "height": h, "width": w}]}
+    weak = {1: [{"id": 7, "image_id": 1, "category_id": 2, "bbox": [26, 18, 28, 28], "iscrowd": 0,
+                 "point_coords": [[40.5, 32.5]], "point_labels": [1]}]}
+
+    def no_predictions(_):
+        empty = Instances((h, w))
+        empty.pred_masks = torch.zeros((0, h, w), dtype=torch.bool)
+        empty.pred_mask_probs = torch.zeros((0, h, w))
+        empty.pred_classes = torch.zeros(0, dtype=torch.long)
+        empty.scores = torch.zeros(0)
+        return empty
+
+    annotations, stats = pseudo_label(no_predictions, _PassThroughRefiner(), _box_prior(rough_prior), coco, weak,
+                                      str(tmp_path), {1: 0, 2: 1}, 64, "semi.json")
+    assert stats == {"weak_objects": 1, "matched_to_teacher": 0, "from_box_prior": 1}
+    from wsis_d2.data.rle import decode
+
+    mask = decode(annotations[0]["segmentation"], h, w)
+    iou = (mask & disc).sum() / (mask | disc).sum()
+    if rough_prior == "grabcut":
+        assert iou > 0.9
+    else:  # the filled box: a disc covers pi/4 of it
+        assert mask[18:46, 26:54].all() and mask.sum() == 28 * 28 and iou < 0.8
+
+
 TINY = ["MODEL.DEVICE", "cpu", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "2", "SOLVER.WARMUP_ITERS", "1",
         "SOLVER.CHECKPOINT_PERIOD", "100", "DATALOADER.NUM_WORKERS", "0", "INPUT.MIN_SIZE_TRAIN", "(128,)",
         "INPUT.MIN_SIZE_TEST", "128", "DATASETS.TEST", "('tiny_val',)", "WSIS.VIS_NUM_IMAGES", "0",

@@ -6,16 +6,25 @@ object). Steps, each in its own folder of ``output_dir`` with a ``DONE.json``
 marker, so that a rerun resumes after the last finished step:
 
 1. ``teacher``: CondInst trained on the fully-labelled images only;
-2. ``refiner``: MaskRefineNet trained on the teacher's masks of those images,
-   matched to their GT (input: crop, teacher mask, GT centre-point heat-map);
+2. ``refiner``: MaskRefineNet trained on rough masks of those images paired with
+   their GT (input: crop, rough mask, GT centre-point heat-map). The rough masks
+   are the ones step 3 will see: the teacher's, from its final weights and from
+   its checkpoint nearest mid-schedule (the reference also pairs two teacher
+   checkpoints), and the box prior's (below);
 3. ``pseudo``: on the weak images, teacher predictions matched to the points
    (:func:`match_points_to_masks`), refined by MaskRefineNet with the real point;
-   a point no prediction covers starts from its filled box instead. Written as
-   ``pseudo_labels.json`` (RLE) beside the GT of the strong images;
+   a point no prediction covers starts from the box prior instead: GrabCut in
+   its box seeded with the point (``rough_prior="grabcut"``), or the filled box
+   (``"box"``). Written as ``pseudo_labels.json`` (RLE) beside the GT of the
+   strong images;
 4. ``student``: CondInst trained on that file (and evaluated).
 
-Deviation: the reference decodes one mask per point from SOLOv2's grid
-(prompting); here finished CondInst predictions are matched to the points.
+Deviations: the reference decodes one mask per point from SOLOv2's grid
+(prompting); here finished CondInst predictions are matched to the points. The
+reference's weak objects carry a point only; this project's semi views also
+carry the box, which the box prior uses: a teacher trained from scratch on a
+few dozen images misses about half the points (measured on shapes_semi_10),
+and a filled box is a poor start for the refiner.
 Limit: step 2 holds the fully-labelled images and full-size masks in memory,
 which suits small subsets (the shapes data), not 10 % of COCO yet.
 """
@@ -30,7 +39,7 @@ import cv2
 import numpy as np
 import torch
 
-from ...autolabel.backends import fill_box
+from ...autolabel.backends import AUTOLABEL_BACKENDS, fill_box
 from ...data.checks import AnnotationError, check_coco_instances
 from ...data.register import register_wsis_coco_instances
 from ...data.rle import decode, encode_mask
@@ -42,6 +51,8 @@ from .point_match import match_points_to_masks
 logger = logging.getLogger("wsis_d2")
 
 STEPS = ("teacher", "refiner", "pseudo", "student")
+# where a weak object's rough mask comes from when no teacher prediction covers its point
+ROUGH_PRIORS = ("grabcut", "box")
 
 
 def split_semi(coco: dict, json_file: str):
@@ -106,8 +117,38 @@ def _read(image_root: str, img: dict, json_file: str) -> np.ndarray:
     return image
 
 
-def _refiner_pairs(predictor, strong: dict, image_root: str, category_index: Dict[int, int], json_file: str):
-    """Training pairs on the strong images: (image, teacher prob mask, GT mask, GT centre point, class)."""
+def _box_prior(rough_prior: str):
+    """(image BGR, (n, 4) XYXY boxes, (n, 2) points) -> (n, H, W) float rough masks from the box and
+    its labelled point (sure foreground for GrabCut)."""
+    backend = AUTOLABEL_BACKENDS[rough_prior]()
+
+    def prior(image_bgr: np.ndarray, boxes: np.ndarray, points: np.ndarray) -> torch.Tensor:
+        seeds = [(p[None], np.ones(1)) for p in points]
+        return torch.as_tensor(backend(image_bgr, boxes, seeds), dtype=torch.float32)
+
+    return prior
+
+
+def teacher_checkpoints(teacher_dir: str, max_iter: int) -> List[str]:
+    """The teacher's final weights and, when there is one, its periodic checkpoint nearest
+    mid-schedule: a less fitted teacher whose masks on its own training images look more like
+    the final teacher's on images it never saw."""
+    final = os.path.join(teacher_dir, "model_final.pth")
+    periodic = {}
+    for name in os.listdir(teacher_dir):
+        stem = name[len("model_"):-len(".pth")] if name.startswith("model_") and name.endswith(".pth") else ""
+        if stem.isdigit():
+            periodic[int(stem) + 1] = os.path.join(teacher_dir, name)
+    if not periodic:
+        return [final]
+    middle = min(periodic, key=lambda it: abs(it - max_iter / 2))
+    return [final] if middle >= max_iter else [final, periodic[middle]]
+
+
+def _refiner_pairs(predictors, box_prior, strong: dict, image_root: str, category_index: Dict[int, int],
+                   json_file: str):
+    """Training pairs on the strong images: (image id, rough prob mask, GT mask, GT centre point, class,
+    box), one per teacher that overlaps the object and one from the box prior."""
     from ...data.views import center_point
 
     pairs = []
@@ -119,22 +160,24 @@ def _refiner_pairs(predictor, strong: dict, image_root: str, category_index: Dic
         if not anns:
             continue
         image = _read(image_root, img, json_file)
-        pred = predictor(image)
-        gts = [decode(a["segmentation"], img["height"], img["width"]) for a in anns]
-        for a, gt in zip(anns, gts):
-            pred_masks = pred.pred_masks.numpy()
-            if len(pred_masks):
-                inter = (pred_masks & gt).reshape(len(pred_masks), -1).sum(1)
-                union = (pred_masks | gt).reshape(len(pred_masks), -1).sum(1)
-                best = int(np.argmax(inter / np.maximum(union, 1)))
-                rough = pred.pred_mask_probs[best] if inter[best] > 0 else None
-            else:
-                rough = None
-            if rough is None:  # the teacher missed it: learn to refine the filled box too
-                rough = torch.as_tensor(fill_box(xyxy(a["bbox"]), img["height"], img["width"]), dtype=torch.float32)
-            pairs.append((img["id"], rough, torch.as_tensor(gt, dtype=torch.float32),
-                          torch.tensor(center_point(a["segmentation"], img["height"], img["width"])),
-                          category_index[a["category_id"]], torch.tensor(a["bbox"], dtype=torch.float32)))
+        h, w = img["height"], img["width"]
+        preds = [predictor(image) for predictor in predictors]
+        gts = [decode(a["segmentation"], h, w) for a in anns]
+        centres = np.array([center_point(a["segmentation"], h, w) for a in anns], dtype=np.float32)
+        priors = box_prior(image, np.array([xyxy(a["bbox"]) for a in anns]), centres)
+        for a, gt, centre, prior in zip(anns, gts, centres, priors):
+            roughs = [prior]
+            for pred in preds:
+                pred_masks = pred.pred_masks.numpy()
+                if len(pred_masks):
+                    inter = (pred_masks & gt).reshape(len(pred_masks), -1).sum(1)
+                    union = (pred_masks | gt).reshape(len(pred_masks), -1).sum(1)
+                    best = int(np.argmax(inter / np.maximum(union, 1)))
+                    if inter[best] > 0:
+                        roughs.append(pred.pred_mask_probs[best])
+            for rough in roughs:
+                pairs.append((img["id"], rough, torch.as_tensor(gt, dtype=torch.float32), torch.tensor(centre),
+                              category_index[a["category_id"]], torch.tensor(a["bbox"], dtype=torch.float32)))
     return pairs
 
 
@@ -169,11 +212,11 @@ def train_refiner(pairs, images: Dict[int, torch.Tensor], num_classes: int, iter
     return net.eval()
 
 
-def pseudo_label(predictor, net: MaskRefineNet, coco: dict, weak: Dict[int, list], image_root: str,
+def pseudo_label(predictor, net: MaskRefineNet, box_prior, coco: dict, weak: Dict[int, list], image_root: str,
                  category_index: Dict[int, int], size: int, json_file: str, score_thresh: float = 0.05):
     """Pseudo masks for the weak objects; returns (annotations, stats)."""
     images = {i["id"]: i for i in coco["images"]}
-    annotations, matched, from_box = [], 0, 0
+    annotations, matched, from_prior = [], 0, 0
     for image_id, anns in weak.items():
         if not anns:
             continue
@@ -187,13 +230,13 @@ def pseudo_label(predictor, net: MaskRefineNet, coco: dict, weak: Dict[int, list
         h, w = img["height"], img["width"]
         boxes = torch.tensor([xyxy(a["bbox"]) for a in anns])
         rough = torch.zeros((len(anns), h, w))
-        for k, (a, d) in enumerate(zip(anns, match.tolist())):
-            if d >= 0:
-                rough[k] = pred.pred_mask_probs[d]
-                matched += 1
-            else:
-                rough[k] = torch.as_tensor(fill_box(boxes[k].tolist(), h, w), dtype=torch.float32)
-                from_box += 1
+        found = match >= 0
+        if found.any():
+            rough[found] = pred.pred_mask_probs[match[found]]
+        if not found.all():
+            rough[~found] = box_prior(image_bgr, boxes[~found].numpy(), points[~found].numpy())
+        matched += int(found.sum())
+        from_prior += int((~found).sum())
         with torch.no_grad():
             probs = refine(net, _image_tensor(image_bgr), rough, boxes, points, classes, size, 2.0)
         for a, prob, point, box in zip(anns, probs, points, boxes):
@@ -203,7 +246,8 @@ def pseudo_label(predictor, net: MaskRefineNet, coco: dict, weak: Dict[int, list
             rle = encode_mask(mask)
             annotations.append({k: v for k, v in a.items() if k not in ("point_coords", "point_labels")}
                                | {"segmentation": rle, "area": float(mask.sum())})
-    return annotations, {"weak_objects": matched + from_box, "matched_to_teacher": matched, "from_box": from_box}
+    return annotations, {"weak_objects": matched + from_prior, "matched_to_teacher": matched,
+                         "from_box_prior": from_prior}
 
 
 def _check_same_inputs(output_dir: str, inputs: dict) -> None:
@@ -241,12 +285,14 @@ def _train(config_file: str, dataset: str, output_dir: str, opts: List[str]):
 
 
 def run_pipeline(semi_json: str, image_root: str, config_file: str, output_dir: str, opts: List[str] = (),
-                 refiner_iters: int = 300, crop_size: int = 64) -> dict:
+                 refiner_iters: int = 300, crop_size: int = 64, rough_prior: str = "grabcut") -> dict:
     """Run (or resume) the four steps; returns the student's evaluation results."""
     from ...engine.setup import build_config
 
     if crop_size % 2 ** MaskRefineNet.DEFAULT_DEPTH:
         raise ValueError(f"crop size {crop_size} must be divisible by {2 ** MaskRefineNet.DEFAULT_DEPTH}")
+    if rough_prior not in ROUGH_PRIORS:
+        raise ValueError(f"rough prior {rough_prior!r} is not one of {ROUGH_PRIORS}")
     with open(semi_json) as f:
         coco = json.load(f)
     check_coco_instances(coco, semi_json, image_root)
@@ -255,7 +301,8 @@ def run_pipeline(semi_json: str, image_root: str, config_file: str, output_dir: 
     os.makedirs(output_dir, exist_ok=True)
     _check_same_inputs(output_dir, {"semi_json": os.path.abspath(semi_json), "semi_json_bytes": os.path.getsize(semi_json),
                                     "image_root": os.path.abspath(image_root), "config_file": config_file,
-                                    "opts": list(opts), "refiner_iters": refiner_iters, "crop_size": crop_size})
+                                    "opts": list(opts), "refiner_iters": refiner_iters, "crop_size": crop_size,
+                                    "rough_prior": rough_prior})
     folders = {s: os.path.join(output_dir, s) for s in STEPS}
     for k, step in enumerate(STEPS):  # a step that runs again makes every later one stale
         if not _done(folders[step]):
@@ -277,7 +324,9 @@ def run_pipeline(semi_json: str, image_root: str, config_file: str, output_dir: 
         _train(config_file, "pointwssis_strong", folders["teacher"], list(opts))
         _mark_done(folders["teacher"], images=len(strong["images"]))
     cfg = build_config(config_file, list(opts) + ["OUTPUT_DIR", folders["teacher"]])
-    predictor = build_predictor(cfg, os.path.join(folders["teacher"], "model_final.pth"))
+    checkpoints = teacher_checkpoints(folders["teacher"], cfg.SOLVER.MAX_ITER)
+    predictor = build_predictor(cfg, checkpoints[0])
+    box_prior = _box_prior(rough_prior)
 
     refiner_file = os.path.join(folders["refiner"], "model_final.pth")
     if _done(folders["refiner"]):
@@ -286,9 +335,11 @@ def run_pipeline(semi_json: str, image_root: str, config_file: str, output_dir: 
         net.load_state_dict(torch.load(refiner_file, map_location="cpu"))
         net.eval()
     else:
-        progress(2, "refiner", f"MaskRefineNet, {refiner_iters} iterations")
+        progress(2, "refiner", f"MaskRefineNet, {refiner_iters} iterations, rough masks from "
+                               f"{', '.join(os.path.basename(c) for c in checkpoints)} and the {rough_prior} prior")
         os.makedirs(folders["refiner"], exist_ok=True)
-        pairs = _refiner_pairs(predictor, strong, image_root, category_index, semi_json)
+        predictors = [predictor] + [build_predictor(cfg, c) for c in checkpoints[1:]]
+        pairs = _refiner_pairs(predictors, box_prior, strong, image_root, category_index, semi_json)
         if not pairs:
             raise AnnotationError(f"{semi_json}: the fully-labelled images hold no object to train MaskRefineNet")
         images = {i["id"]: _image_tensor(_read(image_root, i, semi_json)) for i in strong["images"]}
@@ -302,8 +353,8 @@ def run_pipeline(semi_json: str, image_root: str, config_file: str, output_dir: 
     else:
         progress(3, "pseudo", f"pseudo masks for {sum(len(v) for v in weak.values())} point-labelled objects")
         os.makedirs(folders["pseudo"], exist_ok=True)
-        annotations, stats = pseudo_label(predictor, net, coco, weak, image_root, category_index, crop_size,
-                                          semi_json)
+        annotations, stats = pseudo_label(predictor, net, box_prior, coco, weak, image_root, category_index,
+                                          crop_size, semi_json)
         out = dict(coco, annotations=strong["annotations"] + annotations,
                    info=dict(coco.get("info", {}), pointwssis=stats))
         with open(pseudo_json, "w") as f:
