@@ -94,6 +94,21 @@ def test_teacher_checkpoints_are_final_and_mid_schedule(tmp_path):
     assert teacher_checkpoints(str(tmp_path), 100) == [final]
 
 
+def test_box_consistency_and_the_rough_mask_choice():
+    from wsis_d2.modeling.pointwssis.rough_select import box_consistency, keep_teacher_masks, tight_boxes
+
+    masks = torch.zeros((3, 10, 12), dtype=torch.bool)
+    masks[0, 2:6, 3:9] = True  # spans exactly the box [3, 2, 9, 6]
+    masks[1, 2:4, 3:6] = True  # covers its top-left quarter: tight box [3, 2, 6, 4]
+    assert tight_boxes(masks).tolist() == [[3, 2, 9, 6], [3, 2, 6, 4], [0, 0, 0, 0]]
+    boxes = torch.tensor([[3.0, 2.0, 9.0, 6.0]]).repeat(3, 1)
+    assert box_consistency(masks, boxes).tolist() == pytest.approx([1.0, 6 / 24, 0.0])
+    # the teacher's mask wins only where it spans the box better than the prior; ties keep the prior
+    teacher, prior = masks[[0, 1, 0]], masks[[1, 0, 0]]
+    assert keep_teacher_masks(teacher, prior, boxes).tolist() == [True, False, False]
+    assert box_consistency(masks[:0], boxes[:0]).shape == (0,)
+
+
 class _PassThroughRefiner(torch.nn.Module):
     """A 'MaskRefineNet' that returns its rough-mask channel: shows which rough mask a point got."""
 
@@ -103,13 +118,9 @@ class _PassThroughRefiner(torch.nn.Module):
         return (x[:, 3:4] - 0.5) * 40
 
 
-@pytest.mark.parametrize("rough_prior", ["grabcut", "box"])
-def test_points_no_teacher_mask_covers_start_from_the_box_prior(rough_prior, tmp_path):
+def _disc_image(tmp_path):
     import cv2
     import numpy as np
-    from detectron2.structures import Instances
-
-    from wsis_d2.modeling.pointwssis.pipeline import _box_prior, pseudo_label
 
     h, w = 64, 80
     image = np.full((h, w, 3), (40, 160, 40), np.uint8)  # green field
@@ -120,26 +131,53 @@ def test_points_no_teacher_mask_covers_start_from_the_box_prior(rough_prior, tmp
     coco = {"images": [{"id": 1, "file_name": "img.png", "height": h, "width": w}]}
     weak = {1: [{"id": 7, "image_id": 1, "category_id": 2, "bbox": [26, 18, 28, 28], "iscrowd": 0,
                  "point_coords": [[40.5, 32.5]], "point_labels": [1]}]}
+    return coco, weak, torch.as_tensor(disc)
 
-    def no_predictions(_):
-        empty = Instances((h, w))
-        empty.pred_masks = torch.zeros((0, h, w), dtype=torch.bool)
-        empty.pred_mask_probs = torch.zeros((0, h, w))
-        empty.pred_classes = torch.zeros(0, dtype=torch.long)
-        empty.scores = torch.zeros(0)
-        return empty
 
-    annotations, stats = pseudo_label(no_predictions, _PassThroughRefiner(), _box_prior(rough_prior), coco, weak,
-                                      str(tmp_path), {1: 0, 2: 1}, 64, "semi.json")
-    assert stats == {"weak_objects": 1, "matched_to_teacher": 0, "from_box_prior": 1}
+def _teacher(masks, h=64, w=80):
+    from detectron2.structures import Boxes, Instances
+
+    def predict(_):
+        pred = Instances((h, w))
+        pred.pred_masks = masks.clone()
+        pred.pred_mask_probs = masks.float()
+        pred.pred_classes = torch.ones(len(masks), dtype=torch.long)
+        pred.scores = torch.full((len(masks),), 0.9)
+        pred.pred_boxes = Boxes(torch.zeros((len(masks), 4)))
+        return pred
+
+    return predict
+
+
+def test_pseudo_labels_choose_between_the_teacher_and_the_box_prior(tmp_path):
     from wsis_d2.data.rle import decode
+    from wsis_d2.modeling.pointwssis.pipeline import pseudo_label
 
-    mask = decode(annotations[0]["segmentation"], h, w)
-    iou = (mask & disc).sum() / (mask | disc).sum()
-    if rough_prior == "grabcut":
-        assert iou > 0.9
-    else:  # the filled box: a disc covers pi/4 of it
-        assert mask[18:46, 26:54].all() and mask.sum() == 28 * 28 and iou < 0.8
+    coco, weak, disc = _disc_image(tmp_path)
+
+    def label(masks, target=disc):
+        """IoU of the object's pseudo mask with ``target``, and the stats."""
+        annotations, stats = pseudo_label(_teacher(masks), _PassThroughRefiner(), coco, weak, str(tmp_path),
+                                          {1: 0, 2: 1}, 64, "semi.json")
+        mask = torch.as_tensor(decode(annotations[0]["segmentation"], 64, 80))
+        return float((mask & target).sum() / (mask | target).sum()), stats
+
+    # no teacher prediction: GrabCut from the box and the point
+    iou, stats = label(torch.zeros((0, 64, 80), dtype=torch.bool))
+    assert iou > 0.9 and stats == {"weak_objects": 1, "matched_to_teacher": 0, "teacher_masks_kept": 0,
+                                   "box_prior_masks": 1}
+    # a teacher mask on the point that covers a third of the box: the (box-spanning) prior wins
+    part = torch.zeros((1, 64, 80), dtype=torch.bool)
+    part[0, 26:38, 34:46] = True
+    iou, stats = label(part)
+    assert iou > 0.9 and stats["matched_to_teacher"] == 1 and stats["teacher_masks_kept"] == 0
+    # an object whose right part has the background's colour (camouflage): GrabCut cuts the visible
+    # disc only and misses the box's right side; the teacher's mask spans the box and wins
+    whole = disc.clone()
+    whole[18:46, 40:68] = True
+    weak[1][0]["bbox"] = [26, 18, 42, 28]
+    iou, stats = label(whole[None], target=whole)
+    assert stats["teacher_masks_kept"] == 1 and iou > 0.95
 
 
 TINY = ["MODEL.DEVICE", "cpu", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "2", "SOLVER.WARMUP_ITERS", "1",

@@ -237,7 +237,7 @@ def _pointwssis(argv):
     from .data.checks import AnnotationError
     from .data.register import shapes_root
     from .data.shapes import ensure_shapes
-    from .modeling.pointwssis.pipeline import ROUGH_PRIORS, run_pipeline
+    from .modeling.pointwssis.pipeline import run_pipeline
 
     parser = argparse.ArgumentParser(
         prog="wsis-d2 pointwssis",
@@ -250,11 +250,8 @@ def _pointwssis(argv):
     parser.add_argument("--image-root", help="image folder of --semi-json (default: the shapes root)")
     parser.add_argument("--config-file", default=None, help="teacher/student config (default CondInst/R18_shapes)")
     parser.add_argument("--output-dir", default=None)
-    parser.add_argument("--refiner-iters", type=int, default=300)
+    parser.add_argument("--refiner-iters", type=int, default=1500)
     parser.add_argument("--crop-size", type=int, default=64)
-    parser.add_argument("--rough-prior", choices=ROUGH_PRIORS, default="grabcut",
-                        help="rough mask of a point no teacher mask covers: GrabCut in its box seeded with the "
-                             "point, or the filled box")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     args = parser.parse_args(argv)
     setup_logger(name="wsis_d2", abbrev_name="wsis")
@@ -281,7 +278,7 @@ def _pointwssis(argv):
     out = args.output_dir or f"output/PointWSSIS/{os.path.splitext(os.path.basename(args.semi_json))[0]}"
     try:
         results = run_pipeline(args.semi_json, args.image_root, config, out, args.opts, args.refiner_iters,
-                               args.crop_size, args.rough_prior)
+                               args.crop_size)
     except AnnotationError as e:
         raise SystemExit(f"error: {e}")
     print(f"student: {results}")
