@@ -95,12 +95,11 @@ def test_teacher_checkpoints_are_final_and_mid_schedule(tmp_path):
 
 
 def test_box_consistency_and_the_rough_mask_choice():
-    from wsis_d2.modeling.pointwssis.rough_select import box_consistency, keep_teacher_masks, tight_boxes
+    from wsis_d2.modeling.pointwssis.rough_select import box_consistency, keep_teacher_masks
 
     masks = torch.zeros((3, 10, 12), dtype=torch.bool)
     masks[0, 2:6, 3:9] = True  # spans exactly the box [3, 2, 9, 6]
     masks[1, 2:4, 3:6] = True  # covers its top-left quarter: tight box [3, 2, 6, 4]
-    assert tight_boxes(masks).tolist() == [[3, 2, 9, 6], [3, 2, 6, 4], [0, 0, 0, 0]]
     boxes = torch.tensor([[3.0, 2.0, 9.0, 6.0]]).repeat(3, 1)
     assert box_consistency(masks, boxes).tolist() == pytest.approx([1.0, 6 / 24, 0.0])
     # the teacher's mask wins only where it spans the box better than the prior; ties keep the prior
@@ -180,8 +179,31 @@ def test_pseudo_labels_choose_between_the_teacher_and_the_box_prior(tmp_path):
     assert stats["teacher_masks_kept"] == 1 and iou > 0.95
 
 
+def test_refiner_pairs_are_the_rough_masks_step_3_would_use(tmp_path):
+    from wsis_d2.data.rle import encode_mask
+    from wsis_d2.modeling.pointwssis.pipeline import _refiner_pairs
+
+    coco, weak, disc = _disc_image(tmp_path)
+    whole = disc.clone()
+    whole[18:46, 40:68] = True  # the camouflaged object of the test above: GrabCut misses its right part
+    strong = {"images": coco["images"],
+              "annotations": [{"id": 7, "image_id": 1, "category_id": 2, "bbox": [26, 18, 42, 28], "iscrowd": 0,
+                               "segmentation": encode_mask(whole.numpy())}]}
+    spanning, partial = whole[None].clone(), torch.zeros((1, 64, 80), dtype=torch.bool)
+    partial[0, 26:38, 34:46] = True
+    pairs = _refiner_pairs([_teacher(spanning), _teacher(partial), _teacher(partial[:0])], strong, str(tmp_path),
+                           {1: 0, 2: 1}, "strong.json")
+    # the prior's pair, plus the spanning teacher's (kept over the prior); the partial one and the
+    # empty teacher add none
+    assert len(pairs) == 2
+    image_id, rough, gt, centre, cls, bbox = pairs[1]
+    assert image_id == 1 and cls == 1 and torch.equal(rough.bool(), whole) and torch.equal(gt.bool(), whole)
+    assert bbox.tolist() == [26, 18, 42, 28] and whole[int(centre[1]), int(centre[0])]
+    assert not torch.equal(pairs[0][1].bool(), whole)  # the prior's rough mask
+
+
 TINY = ["MODEL.DEVICE", "cpu", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "2", "SOLVER.WARMUP_ITERS", "1",
-        "SOLVER.CHECKPOINT_PERIOD", "100", "DATALOADER.NUM_WORKERS", "0", "INPUT.MIN_SIZE_TRAIN", "(128,)",
+        "SOLVER.CHECKPOINT_PERIOD", "1", "DATALOADER.NUM_WORKERS", "0", "INPUT.MIN_SIZE_TRAIN", "(128,)",
         "INPUT.MIN_SIZE_TEST", "128", "DATASETS.TEST", "('tiny_val',)", "WSIS.VIS_NUM_IMAGES", "0",
         "MODEL.FCOS.INFERENCE_TH", "0.0"]
 
@@ -206,6 +228,8 @@ def test_pipeline_runs_end_to_end_and_resumes(tiny_shapes, tmp_path):
     assert all("segmentation" in a and "point_coords" not in a for a in pseudo["annotations"])
     stats = pseudo["info"]["pointwssis"]
     assert stats["weak_objects"] == sum(a["image_id"] not in strong for a in coco["annotations"])
+    assert stats["teacher_masks_kept"] + stats["box_prior_masks"] == stats["weak_objects"]
+    assert stats["teacher_masks_kept"] <= stats["matched_to_teacher"] <= stats["weak_objects"]
     COCO(str(out / "pseudo" / "pseudo_labels.json"))  # valid for pycocotools
     # a rerun skips the finished steps (their outputs stay untouched) and redoes the unfinished one
     (out / "student" / "DONE.json").unlink()

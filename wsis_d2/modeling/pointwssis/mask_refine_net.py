@@ -1,7 +1,8 @@
 """MaskRefineNet of PointWSSIS (Kim, Jang, Kim, Kweon, Kim, "The Devil is in the Points:
 Weakly Semi-Supervised Instance Segmentation via Point-Guided Mask Representation", CVPR 2023).
 
-Input: an object crop resized to S x S: RGB (3), the teacher's rough mask (1) and
+Input: an object crop resized to S x S: RGB (3), a rough mask (1: the teacher's, or
+the box prior's, see :mod:`.rough_select`) and
 a class-wise Gaussian heat-map of the object's point (C + 1, see
 :func:`point_heatmaps`). Output: refined mask logits (1, S, S). The reference is
 a ResNet-101 U-Net with ASPP (dilations 3/6/9) trained with dice; this one is a

@@ -54,6 +54,9 @@ from .rough_select import keep_teacher_masks
 logger = logging.getLogger("wsis_d2")
 
 STEPS = ("teacher", "refiner", "pseudo", "student")
+# Recorded with the inputs and bumped when a step's method changes, so that a resume never mixes
+# the outputs of two methods (2: box prior and box-consistent choice of the rough masks).
+PIPELINE_VERSION = 2
 
 
 def split_semi(coco: dict, json_file: str):
@@ -137,14 +140,43 @@ def teacher_checkpoints(teacher_dir: str, max_iter: int) -> List[str]:
             periodic[int(stem) + 1] = os.path.join(teacher_dir, name)
     if not periodic:
         return [final]
-    middle = min(periodic, key=lambda it: abs(it - max_iter / 2))
+    middle = min(sorted(periodic), key=lambda it: abs(it - max_iter / 2))
     return [final] if middle >= max_iter else [final, periodic[middle]]
+
+
+def choose_rough_masks(pred, points: torch.Tensor, classes: torch.Tensor, boxes: torch.Tensor,
+                       prior: torch.Tensor, score_thresh: float = 0.05):
+    """Step 3's rough masks of one image's n point-labelled objects.
+
+    Args:
+        pred: the teacher's ``Instances`` (``pred_masks``, ``pred_mask_probs``, ``pred_classes``,
+            ``scores``) at the image's size; points: (n, 2); classes: (n,); boxes: (n, 4) XYXY GT
+            boxes; prior: (n, H, W) the box prior's masks.
+
+    Returns:
+        rough (n, H, W) float masks (the teacher's, clipped to the box, where kept, else the prior's),
+        matched (n,) bool (a teacher prediction covers the point), kept (n,) bool.
+    """
+    pred = pred[pred.scores >= score_thresh]
+    match = match_points_to_masks(points, classes, pred.pred_masks, pred.pred_classes, pred.scores)
+    rough = prior.clone()
+    kept = torch.zeros(len(points), dtype=torch.bool)
+    found = torch.nonzero(match >= 0).squeeze(1)
+    if found.numel():
+        h, w = prior.shape[-2:]
+        in_box = torch.as_tensor(np.stack([fill_box(b, h, w) for b in boxes[found].tolist()]))
+        teacher = pred.pred_mask_probs[match[found]] * in_box
+        keep = keep_teacher_masks(teacher > 0.5, prior[found] > 0.5, boxes[found])
+        rough[found[keep]] = teacher[keep]
+        kept[found[keep]] = True
+    return rough, match >= 0, kept
 
 
 def _refiner_pairs(predictors, strong: dict, image_root: str, category_index: Dict[int, int], json_file: str):
     """Training pairs on the strong images: (image id, rough prob mask, GT mask, GT centre point, class,
-    box). The rough masks are the ones step 3 would hand MaskRefineNet: the box prior's, and each
-    teacher's best-overlapping mask where the selection would keep it over the prior."""
+    box). The rough masks are the ones step 3 would hand MaskRefineNet, with the GT centre as the
+    point: the box prior's for every object, and each teacher's where :func:`choose_rough_masks`
+    keeps it."""
     from ...data.views import center_point
 
     pairs = []
@@ -157,24 +189,18 @@ def _refiner_pairs(predictors, strong: dict, image_root: str, category_index: Di
             continue
         image = _read(image_root, img, json_file)
         h, w = img["height"], img["width"]
-        preds = [predictor(image) for predictor in predictors]
         boxes = torch.tensor([xyxy(a["bbox"]) for a in anns])
-        centres = np.array([center_point(a["segmentation"], h, w) for a in anns], dtype=np.float32)
-        priors = box_prior(image, boxes.numpy(), centres)
-        for k, a in enumerate(anns):
-            gt = torch.as_tensor(decode(a["segmentation"], h, w))
-            in_box = torch.as_tensor(fill_box(boxes[k].tolist(), h, w))
-            roughs = [priors[k]]
-            for pred in preds:
-                if len(pred) == 0:
-                    continue
-                overlap = (pred.pred_masks & gt).flatten(1).sum(1) / (pred.pred_masks | gt).flatten(1).sum(1).clamp(min=1)
-                teacher = pred.pred_mask_probs[int(overlap.argmax())] * in_box
-                if keep_teacher_masks(teacher[None] > 0.5, priors[k:k + 1] > 0.5, boxes[k:k + 1])[0]:
-                    roughs.append(teacher)
-            for rough in roughs:
-                pairs.append((img["id"], rough, gt.float(), torch.tensor(centres[k]),
-                              category_index[a["category_id"]], torch.tensor(a["bbox"], dtype=torch.float32)))
+        centres = torch.tensor([center_point(a["segmentation"], h, w) for a in anns], dtype=torch.float32)
+        classes = torch.tensor([category_index[a["category_id"]] for a in anns])
+        prior = box_prior(image, boxes.numpy(), centres.numpy())
+        roughs = [(k, prior[k]) for k in range(len(anns))]
+        for predictor in predictors:
+            rough, _, kept = choose_rough_masks(predictor(image), centres, classes, boxes, prior)
+            roughs += [(k, rough[k]) for k in torch.nonzero(kept).squeeze(1).tolist()]
+        gts = [torch.as_tensor(decode(a["segmentation"], h, w), dtype=torch.float32) for a in anns]
+        for k, rough in roughs:
+            pairs.append((img["id"], rough, gts[k], centres[k], int(classes[k]),
+                          torch.tensor(anns[k]["bbox"], dtype=torch.float32)))
     return pairs
 
 
@@ -220,27 +246,19 @@ def pseudo_label(predictor, net: MaskRefineNet, coco: dict, weak: Dict[int, list
             continue
         img = images[image_id]
         image_bgr = _read(image_root, img, json_file)
-        pred = predictor(image_bgr)
-        pred = pred[pred.scores >= score_thresh]
         points = torch.tensor([a["point_coords"][0] for a in anns], dtype=torch.float32)
         classes = torch.tensor([category_index[a["category_id"]] for a in anns])
-        match = match_points_to_masks(points, classes, pred.pred_masks, pred.pred_classes, pred.scores)
         h, w = img["height"], img["width"]
         boxes = torch.tensor([xyxy(a["bbox"]) for a in anns])
-        in_box = torch.as_tensor(np.stack([fill_box(b, h, w) for b in boxes.tolist()]))
-        rough = box_prior(image_bgr, boxes.numpy(), points.numpy())
-        found = torch.nonzero(match >= 0).squeeze(1)
-        if found.numel():
-            teacher = pred.pred_mask_probs[match[found]] * in_box[found]
-            keep = keep_teacher_masks(teacher > 0.5, rough[found] > 0.5, boxes[found])
-            rough[found[keep]] = teacher[keep]
-            kept += int(keep.sum())
-        matched += int(found.numel())
+        prior = box_prior(image_bgr, boxes.numpy(), points.numpy())
+        rough, found, keep = choose_rough_masks(predictor(image_bgr), points, classes, boxes, prior, score_thresh)
+        matched += int(found.sum())
+        kept += int(keep.sum())
         total += len(anns)
         with torch.no_grad():
             probs = refine(net, _image_tensor(image_bgr), rough, boxes, points, classes, size, 2.0)
-        for a, prob, point, box_mask in zip(anns, probs, points, in_box.numpy()):
-            mask = (prob > 0.5).numpy() & box_mask  # the object lies in its box
+        for a, prob, point, box in zip(anns, probs, points, boxes.tolist()):
+            mask = (prob > 0.5).numpy() & fill_box(box, h, w)  # the object lies in its box
             px, py = int(point[0]), int(point[1])
             mask[min(py, h - 1), min(px, w - 1)] = True  # the labelled point is on the object
             rle = encode_mask(mask)
@@ -297,7 +315,8 @@ def run_pipeline(semi_json: str, image_root: str, config_file: str, output_dir: 
     strong, weak = split_semi(coco, semi_json)
     category_index = {c["id"]: k for k, c in enumerate(sorted(coco["categories"], key=lambda c: c["id"]))}
     os.makedirs(output_dir, exist_ok=True)
-    _check_same_inputs(output_dir, {"semi_json": os.path.abspath(semi_json), "semi_json_bytes": os.path.getsize(semi_json),
+    _check_same_inputs(output_dir, {"pipeline_version": PIPELINE_VERSION, "semi_json": os.path.abspath(semi_json),
+                                    "semi_json_bytes": os.path.getsize(semi_json),
                                     "image_root": os.path.abspath(image_root), "config_file": config_file,
                                     "opts": list(opts), "refiner_iters": refiner_iters, "crop_size": crop_size})
     folders = {s: os.path.join(output_dir, s) for s in STEPS}

@@ -1,10 +1,10 @@
-"""Which teacher prediction belongs to each labelled point (PointWSSIS, step 2).
+"""Which teacher prediction belongs to each labelled point (PointWSSIS, steps 2 and 3).
 
 Each weakly-labelled object has one point and its class. A prediction can serve
 a point when it has the point's class and its mask contains the point; points
 take predictions in descending score order, each prediction at most once
-(greedy one-to-one). A point no prediction covers gets none (-1): the object is
-left without a pseudo mask rather than given a wrong one.
+(greedy one-to-one). A point no prediction covers gets none (-1) rather than a
+wrong one: its object starts from the box prior (:mod:`.rough_select`).
 """
 import torch
 

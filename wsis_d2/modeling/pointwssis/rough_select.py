@@ -9,22 +9,10 @@ is the IoU of its tight bounding box with the GT box (pixel extents); the
 teacher's mask is kept only when it is strictly more consistent than the prior.
 """
 import torch
-from detectron2.structures import Boxes
+from detectron2.structures import BitMasks, Boxes
 from detectron2.structures.boxes import matched_pairwise_iou
 
 from ...data.pixels import box_pixel_ranges
-
-
-def tight_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """(n, H, W) bool -> (n, 4) XYXY pixel-edge boxes of the set pixels (zeros for an empty mask)."""
-    n, h, w = masks.shape
-    rows, cols = masks.any(dim=2), masks.any(dim=1)  # (n, H), (n, W)
-    r0 = rows.float().argmax(dim=1)
-    r1 = h - rows.flip(1).float().argmax(dim=1)
-    c0 = cols.float().argmax(dim=1)
-    c1 = w - cols.flip(1).float().argmax(dim=1)
-    boxes = torch.stack([c0, r0, c1, r1], dim=1).float()
-    return boxes * rows.any(dim=1, keepdim=True)
 
 
 def box_consistency(masks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
@@ -33,16 +21,18 @@ def box_consistency(masks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         masks: (n, H, W) bool; boxes: (n, 4) XYXY GT boxes in pixels.
 
     Returns:
-        (n,) IoU of each mask's tight box with the pixels its GT box covers (0 for an empty mask).
+        (n,) IoU of each mask's tight box (right/bottom pixel edges exclusive) with the pixels its
+        GT box covers (:func:`~wsis_d2.data.pixels.box_pixel_ranges`); 0 for an empty mask.
     """
     if masks.shape[0] == 0:
-        return torch.zeros(0)
+        return torch.zeros(0, device=masks.device)
     h, w = masks.shape[-2:]
     extents = []
     for box in boxes.tolist():
         (r0, r1), (c0, c1) = box_pixel_ranges(box, h, w)
         extents.append([c0, r0, c1, r1])
-    return matched_pairwise_iou(Boxes(tight_boxes(masks)), Boxes(torch.tensor(extents, dtype=torch.float32)))
+    extents = Boxes(torch.tensor(extents, dtype=torch.float32, device=masks.device))
+    return matched_pairwise_iou(BitMasks(masks).get_bounding_boxes(), extents)
 
 
 def keep_teacher_masks(teacher: torch.Tensor, prior: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:

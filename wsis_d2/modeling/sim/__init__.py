@@ -1,8 +1,8 @@
-from .copy_paste import ObjectBank, masks_to_boxes, paste_objects
+from .copy_paste import ObjectBank, paste_objects
 from .loss import SemanticPseudoMaskLoss, semantic_pseudo_mask_loss
 from .prototypes import ClassPrototypes, sinkhorn
 from .semantic_masks import semantic_pseudo_label
 from .sim import SIM, SIMStudent
 
-__all__ = ["ClassPrototypes", "ObjectBank", "SIM", "SIMStudent", "SemanticPseudoMaskLoss", "masks_to_boxes",
+__all__ = ["ClassPrototypes", "ObjectBank", "SIM", "SIMStudent", "SemanticPseudoMaskLoss",
            "paste_objects", "semantic_pseudo_label", "semantic_pseudo_mask_loss", "sinkhorn"]

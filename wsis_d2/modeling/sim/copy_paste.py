@@ -15,8 +15,7 @@ from collections import deque
 from typing import Optional
 
 import torch
-from detectron2.structures import Boxes, Instances
-from torchvision import ops
+from detectron2.structures import BitMasks, Boxes, Instances
 
 from ..losses.box_targets import box_masks
 
@@ -47,12 +46,6 @@ class ObjectBank:
         probs = scores.clamp(min=1e-6) ** score_power
         chosen = torch.multinomial(probs, count, replacement=False)
         return image, masks[chosen], classes[chosen]
-
-
-def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """(n, H, W) bool, none empty -> (n, 4) XYXY boxes of their pixels, right/bottom edges exclusive
-    (torchvision's are the last pixel's index)."""
-    return ops.masks_to_boxes(masks) + masks.new_tensor([0, 0, 1, 1], dtype=torch.float)
 
 
 def paste_objects(image: torch.Tensor, instances: Instances, source_image: torch.Tensor,
@@ -97,7 +90,7 @@ def paste_objects(image: torch.Tensor, instances: Instances, source_image: torch
     n_new = len(visible)
     ones = torch.ones(n_new, device=device)
     fields = {
-        "gt_boxes": Boxes.cat([own.gt_boxes, Boxes(masks_to_boxes(visible))]),
+        "gt_boxes": Boxes.cat([own.gt_boxes, BitMasks(visible).get_bounding_boxes()]),
         "gt_classes": torch.cat([own.gt_classes, classes.long()]),
         # what a pasted object covers is background for the image's own objects
         "gt_pseudo_masks": torch.cat([own.gt_pseudo_masks.bool() & ~covered, visible]),
