@@ -4,10 +4,13 @@
     python benchmarks/run.py                              # CPU preset, every method
     python benchmarks/run.py --methods condinst,mask_rcnn
     python benchmarks/run.py --gpu                        # the GPU preset (lent GPU machine)
+    python benchmarks/run.py --methods boxinst,boxteacher --seeds 1,2,3   # repeats, mean +- std
 
 Each method trains in a fresh process; the rows (see ``ROW_KEYS``) are merged
 into ``benchmarks/results/<date>.json`` and ``.md`` (a rerun of a method
-replaces its row of that day and preset). This is not a test: it measures.
+replaces its row of that day, preset and seed). Without ``--seeds`` a run is
+unseeded (detectron2's ``SEED -1``); with them each seed is one row and the
+``.md`` adds the mean and spread per method. This is not a test: it measures.
 """
 import argparse
 import datetime
@@ -74,11 +77,12 @@ PRESETS = {
 # peak_rss_mb: peak resident memory of the training process (not its data-loader workers).
 # gt_mask_iou: mean over GT objects of the best mask IoU of any prediction scored >= 0.3
 # (0 when none), class-agnostic: mask quality and recall apart from classification.
+# seed: detectron2's SEED of the run (None: unseeded).
 # twin_date: the results file the full twin's row came from (today's, else the newest earlier one).
 # pseudo_mask_miou: teacher-student rows, the last measurement of their kept pseudo masks' mean IoU vs
 # hidden GT (the JSON also holds pseudo_mask_curve: [iteration, mIoU, share of GT boxes kept] rows);
 # PointWSSIS rows, the mean IoU of the pipeline's pseudo masks of the point-labelled objects vs hidden GT.
-ROW_KEYS = ["method", "config", "train_set", "eval_set", "preset", "iters", "device", "segm_AP", "bbox_AP",
+ROW_KEYS = ["method", "seed", "config", "train_set", "eval_set", "preset", "iters", "device", "segm_AP", "bbox_AP",
             "ratio_to_full", "twin_date", "gt_mask_iou", "pseudo_mask_miou", "s_per_iter", "peak_rss_mb",
             "train_eval_minutes", "commit"]
 
@@ -220,7 +224,7 @@ def pseudo_label_miou(pseudo_json: Path, full_json: str, semi_json: str) -> floa
     return sum(ious) / max(len(ious), 1)
 
 
-def run_pointwssis(method: str, preset: str, out_root: Path, extra_opts: list) -> list:
+def run_pointwssis(method: str, preset: str, out_root: Path, extra_opts: list, seed: int = None) -> list:
     """The PointWSSIS pipeline on shapes_semi_<p>: rows of its teacher (the p % alone) and its student."""
     from wsis_d2 import model_zoo
     from wsis_d2.data.register import shapes_root
@@ -229,11 +233,11 @@ def run_pointwssis(method: str, preset: str, out_root: Path, extra_opts: list) -
     spec = METHODS[method]
     percent = spec["percent"]
     config = "CondInst/R18_shapes.yaml"
-    out_dir = out_root / method
+    out_dir = out_root / _run_name(method, seed)
     _fresh(out_dir)
     root = shapes_root()
     semi_json = ensure_shapes(root)[f"semi_{percent}"]
-    opts = PRESETS[preset] + extra_opts
+    opts = PRESETS[preset] + _seed_opts(seed) + extra_opts
     cfg = model_zoo.get_config(config)
     for key, value in zip(opts[::2], opts[1::2]):
         cfg.merge_from_list([key, value])
@@ -252,20 +256,30 @@ def run_pointwssis(method: str, preset: str, out_root: Path, extra_opts: list) -
     files = ensure_shapes(root)
     student["pseudo_mask_miou"] = round(pseudo_label_miou(out_dir / "pseudo" / "pseudo_labels.json", files["full"],
                                                           semi_json), 3)
-    return [teacher, student]
+    return [dict(teacher, seed=seed), dict(student, seed=seed)]
 
 
-def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> list:
-    """Train + evaluate one method; its rows (pipelines give more than one)."""
+def _run_name(method: str, seed: int = None) -> str:
+    return method if seed is None else f"{method}_seed{seed}"
+
+
+def _seed_opts(seed: int = None) -> list:
+    return [] if seed is None else ["SEED", str(seed)]
+
+
+def run_method(method: str, preset: str, out_root: Path, extra_opts: list, seed: int = None) -> list:
+    """Train + evaluate one method (with detectron2's ``SEED`` = ``seed`` when given); its rows
+    (pipelines give more than one)."""
     from wsis_d2 import model_zoo
 
     spec = METHODS[method]
     if spec.get("pipeline") == "pointwssis":
-        return run_pointwssis(method, preset, out_root, extra_opts)
+        return run_pointwssis(method, preset, out_root, extra_opts, seed)
     cfg = model_zoo.get_config(spec["config"])
-    out_dir = out_root / method
+    out_dir = out_root / _run_name(method, seed)
     _fresh(out_dir)
-    opts = PRESETS[preset] + spec.get("opts", []) + ["OUTPUT_DIR", str(out_dir)] + extra_opts
+    opts = (PRESETS[preset] + spec.get("opts", []) + ["OUTPUT_DIR", str(out_dir)] + _seed_opts(seed)
+            + extra_opts)
     for key, value in zip(opts[::2], opts[1::2]):
         cfg.merge_from_list([key, value])
 
@@ -274,7 +288,8 @@ def run_method(method: str, preset: str, out_root: Path, extra_opts: list) -> li
     report = _spawn(_train_and_eval, (model_zoo.get_config_file(spec["config"]), opts), method, out_dir)
     minutes = (time.time() - start) / 60.0
     config = " ".join([f"configs/{spec['config']}"] + spec.get("opts", []))
-    return [_row(method, config, cfg, cfg.DATASETS.TRAIN[0], out_dir, preset, report, minutes, commit)]
+    return [dict(_row(method, config, cfg, cfg.DATASETS.TRAIN[0], out_dir, preset, report, minutes, commit),
+                 seed=seed)]
 
 
 def fill_ratios(rows: list, date: str) -> None:
@@ -292,17 +307,49 @@ def fill_ratios(rows: list, date: str) -> None:
                 break
 
 
+def _row_key(row: dict) -> tuple:
+    return row["method"], row["preset"], row.get("seed")
+
+
+def seed_summary(rows: list) -> list:
+    """Per (method, preset, commit) with two or more seeded rows: the number of seeds, mean and
+    sample standard deviation of segm / bbox AP, and the lowest and highest segm AP."""
+    groups = {}
+    for r in rows:
+        if r.get("seed") is not None:
+            groups.setdefault((r["method"], r["preset"], r["commit"]), []).append(r)
+    summary = []
+    for (method, preset, commit), group in groups.items():
+        if len(group) < 2:
+            continue
+        segm = [r["segm_AP"] for r in group]
+        bbox = [r["bbox_AP"] for r in group]
+        summary.append({"method": method, "preset": preset, "commit": commit,
+                        "seeds": sorted(r["seed"] for r in group),
+                        "segm_AP_mean": round(statistics.mean(segm), 2),
+                        "segm_AP_std": round(statistics.stdev(segm), 2),
+                        "segm_AP_min": min(segm), "segm_AP_max": max(segm),
+                        "bbox_AP_mean": round(statistics.mean(bbox), 2), "bbox_AP_std": round(statistics.stdev(bbox), 2)})
+    return summary
+
+
 def write_results(rows: list, date: str) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     json_path = RESULTS_DIR / f"{date}.json"
     old = json.loads(json_path.read_text()) if json_path.exists() else []
-    new_keys = {(r["method"], r["preset"]) for r in rows}
-    merged = [r for r in old if (r["method"], r["preset"]) not in new_keys] + rows
+    new_keys = {_row_key(r) for r in rows}
+    merged = [r for r in old if _row_key(r) not in new_keys] + rows
     fill_ratios(merged, date)
     json_path.write_text(json.dumps(merged, indent=1) + "\n")
     lines = [f"# wsis-d2 benchmark, {date}", "",
              "| " + " | ".join(ROW_KEYS) + " |", "|" + "---|" * len(ROW_KEYS)]
     lines += ["| " + " | ".join(str(r.get(k)) for k in ROW_KEYS) + " |" for r in merged]
+    summary = seed_summary(merged)
+    if summary:
+        keys = list(summary[0])
+        lines += ["", "## Repeats with different seeds (mean, sample std, range)", "",
+                  "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(str(s[k]) for k in keys) + " |" for s in summary]
     (RESULTS_DIR / f"{date}.md").write_text("\n".join(lines) + "\n")
     return json_path
 
@@ -311,6 +358,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {list(METHODS)}")
     parser.add_argument("--gpu", action="store_true", help="use the GPU preset")
+    parser.add_argument("--seeds", default="",
+                        help="comma-separated SEED values: one run per method and seed (default: one unseeded run)")
     parser.add_argument("--output", default=str(ROOT / "output" / "benchmarks"), help="training output root")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="extra config overrides KEY VALUE ...")
     args = parser.parse_args(argv)
@@ -318,18 +367,25 @@ def main(argv=None):
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         parser.error(f"unknown methods {unknown}; known: {list(METHODS)}")
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()] or [None]
+    except ValueError:
+        parser.error(f"--seeds takes comma-separated integers, got {args.seeds!r}")
     preset = "gpu" if args.gpu else "cpu"
     date = datetime.date.today().isoformat()
     out_root = Path(args.output) / f"{date}-{preset}"
     # rows made by another method's run (PointWSSIS's teacher) come from running that method
     methods = list(dict.fromkeys(METHODS[m].get("made_by", m) for m in methods))
-    for method in methods:
-        print(f"[benchmark] {method} ({preset} preset) ...", flush=True)
-        rows = run_method(method, preset, out_root, args.opts)
-        path = write_results(rows, date)
-        for row in rows:
-            print(f"[benchmark] {row['method']}: segm AP {row['segm_AP']}, bbox AP {row['bbox_AP']}, "
-                  f"{row['s_per_iter']} s/iter, {row['train_eval_minutes']} min -> {path}", flush=True)
+    # seed-major: an interrupted series still holds every method at the seeds it finished
+    for seed in seeds:
+        for method in methods:
+            print(f"[benchmark] {_run_name(method, seed)} ({preset} preset) ...", flush=True)
+            rows = run_method(method, preset, out_root, args.opts, seed)
+            path = write_results(rows, date)
+            for row in rows:
+                print(f"[benchmark] {_run_name(row['method'], seed)}: segm AP {row['segm_AP']}, "
+                      f"bbox AP {row['bbox_AP']}, {row['s_per_iter']} s/iter, {row['train_eval_minutes']} min "
+                      f"-> {path}", flush=True)
 
 
 if __name__ == "__main__":
