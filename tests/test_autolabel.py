@@ -173,6 +173,16 @@ def test_label_cost_report(tmp_path):
     gpu = dict(rows[0], preset="gpu", segm_AP=35.0)
     results.write_text(json.dumps(rows + [gpu]))
     assert len(load_rows([str(results)], preset="gpu")) == 1 and len(load_rows([str(results)])) == 5
+    assert paths["curves"] is None  # no row measured pseudo masks
+    # seeded repeats stay apart; teacher-student rows' pseudo-mask curves get their own plot
+    seeded = [dict(rows[1], method="boxteacher", seed=seed, segm_AP=20.0 + seed,
+                   pseudo_mask_curve=[[100, 0.5, 0.4], [200, 0.6 + seed / 100, 0.9]]) for seed in (1, 2)]
+    results.write_text(json.dumps(rows + seeded))
+    paths = write_report(load_rows([str(results)]), str(tmp_path / "report2"))
+    assert "| boxteacher (seed 1) | cpu | shapes_box | 7.0 | 21.0 | 0.9 |" in open(paths["table"]).read()
+    assert "| boxteacher (seed 2) | cpu | shapes_box | 7.0 | 22.0 | 0.9 |" in open(paths["table"]).read()
+    curves = cv2.imread(paths["curves"])
+    assert curves is not None and curves.shape[0] > 100
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"method": "x"}]))
     with pytest.raises(ValueError, match="lacks field"):

@@ -184,7 +184,8 @@ def _report(argv):
         paths = write_report(rows, args.output_dir)
     except ValueError as e:
         raise SystemExit(f"error: {e}")
-    print(f"{len(paths['points'])} methods -> {paths['table']}, {paths['plot']}")
+    print(f"{len(paths['points'])} rows -> {paths['table']}, {paths['plot']}"
+          + (f", {paths['curves']}" if paths["curves"] else ""))
 
 
 def _convert(argv):

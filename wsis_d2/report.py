@@ -10,6 +10,9 @@ Annotation costs per object (seeded in METHODS.md):
   one point): the per-object mix of the above.
 
 Pseudo-label views (made from boxes by a program) cost what their boxes cost.
+
+Teacher-student rows that measured their pseudo masks over training (``pseudo_mask_curve``)
+also get a plot of that curve.
 """
 import json
 import re
@@ -53,8 +56,8 @@ def seconds_per_object(row: dict) -> float:
 
 
 def load_rows(files: Iterable[str], preset: str = None) -> List[dict]:
-    """Rows of benchmark result files (only ``preset``'s when given); a (method, preset) seen again in
-    a later file replaces the earlier row."""
+    """Rows of benchmark result files (only ``preset``'s when given); a (method, preset, seed) seen
+    again in a later file replaces the earlier row (seeded repeats stay apart)."""
     rows = {}
     for path in files:
         try:
@@ -66,12 +69,43 @@ def load_rows(files: Iterable[str], preset: str = None) -> List[dict]:
             if missing:
                 raise ValueError(f"{path}: row {row.get('method')!r} lacks field(s) {missing}")
             if preset is None or row["preset"] == preset:
-                rows[(row["method"], row["preset"])] = row
+                rows[(row["method"], row["preset"], row.get("seed"))] = row
     return list(rows.values())
 
 
+def _name(row: dict, with_preset: bool) -> str:
+    name = row["method"] if row.get("seed") is None else f"{row['method']} (seed {row['seed']})"
+    return f"{name} ({row['preset']})" if with_preset else name
+
+
+def plot_pseudo_mask_curves(rows: List[dict], path: Path, with_preset: bool = False) -> bool:
+    """Mean IoU of the kept pseudo masks vs hidden GT, and the share of GT boxes they cover, over
+    training iterations, one line per row with a ``pseudo_mask_curve``; False when no row has one."""
+    import matplotlib.pyplot as plt
+
+    curves = [(r, r["pseudo_mask_curve"]) for r in rows if r.get("pseudo_mask_curve")]
+    if not curves:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    for row, curve in curves:
+        iterations = [c[0] for c in curve]
+        for ax, column in ((axes[0], 1), (axes[1], 2)):
+            ax.plot(iterations, [c[column] for c in curve], marker=".", label=_name(row, with_preset))
+    for ax, label in ((axes[0], "mean IoU of kept pseudo masks vs hidden GT"), (axes[1], "share of GT boxes kept")):
+        ax.set_xlabel("training iteration")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("wsis-d2: teacher pseudo-mask quality over training")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
 def write_report(rows: List[dict], out_dir: str) -> dict:
-    """Write ``label_cost.md`` and ``label_cost.png`` into ``out_dir``; return their paths."""
+    """Write ``label_cost.md``, ``label_cost.png`` and, when rows carry pseudo-mask curves,
+    ``pseudo_mask_curves.png`` into ``out_dir``; return their paths (``curves`` None without)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,7 +115,7 @@ def write_report(rows: List[dict], out_dir: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     table = sorted(({**r, "seconds": seconds_per_object(r)} for r in rows), key=lambda r: (r["seconds"], r["method"]))
     lines = ["| method | preset | trained on | s/object | segm AP | ratio to full |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['preset']} | {r['train_set']} | {r['seconds']:.1f} | {r['segm_AP']} | "
+    lines += [f"| {_name(r, False)} | {r['preset']} | {r['train_set']} | {r['seconds']:.1f} | {r['segm_AP']} | "
               f"{r.get('ratio_to_full')} |" for r in table]
     several_presets = len({r["preset"] for r in table}) > 1
     md = out / "label_cost.md"
@@ -89,8 +123,7 @@ def write_report(rows: List[dict], out_dir: str) -> dict:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     for ax, key, label in ((axes[0], "segm_AP", "mask AP"), (axes[1], "ratio_to_full", "ratio to full supervision")):
-        points = [(r["seconds"], r[key], f"{r['method']} ({r['preset']})" if several_presets else r["method"])
-                  for r in table if r.get(key) is not None]
+        points = [(r["seconds"], r[key], _name(r, several_presets)) for r in table if r.get(key) is not None]
         ax.scatter([p[0] for p in points], [p[1] for p in points])
         for x, y, name in points:
             ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
@@ -103,4 +136,6 @@ def write_report(rows: List[dict], out_dir: str) -> dict:
     png = out / "label_cost.png"
     fig.savefig(png, dpi=100)
     plt.close(fig)
-    return {"table": str(md), "plot": str(png), "points": [(r["method"], r["seconds"], r["segm_AP"]) for r in table]}
+    curves = out / "pseudo_mask_curves.png"
+    has_curves = plot_pseudo_mask_curves(table, curves, several_presets)
+    return {"table": str(md), "plot": str(png), "curves": str(curves) if has_curves else None, "points": [(r["method"], r["seconds"], r["segm_AP"]) for r in table]}
