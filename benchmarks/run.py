@@ -27,6 +27,9 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 
@@ -86,14 +89,16 @@ PRESETS = {
 # peak_rss_mb: peak resident memory of the training process (not its data-loader workers).
 # gt_mask_iou: mean over GT objects of the best mask IoU of any prediction scored >= 0.3
 # (0 when none), class-agnostic: mask quality and recall apart from classification.
+# gt_hole_fill: over GT objects whose masks have holes (shapes: rings), the share of hole pixels their
+# best-IoU prediction calls object (CondInst-full ~0.26; a filled ring is 1).
 # seed: detectron2's SEED of the run (None: unseeded).
 # twin_date: the results file the full twin's row came from (today's, else the newest earlier one).
 # pseudo_mask_miou: teacher-student rows, the last measurement of their kept pseudo masks' mean IoU vs
 # hidden GT (the JSON also holds pseudo_mask_curve: [iteration, mIoU, share of GT boxes kept] rows);
 # PointWSSIS rows, the mean IoU of the pipeline's pseudo masks of the point-labelled objects vs hidden GT.
 ROW_KEYS = ["method", "seed", "config", "train_set", "eval_set", "preset", "iters", "device", "segm_AP", "bbox_AP",
-            "ratio_to_full", "twin_date", "gt_mask_iou", "pseudo_mask_miou", "s_per_iter", "peak_rss_mb",
-            "train_eval_minutes", "commit"]
+            "ratio_to_full", "twin_date", "gt_mask_iou", "gt_hole_fill", "pseudo_mask_miou", "s_per_iter",
+            "peak_rss_mb", "train_eval_minutes", "commit"]
 
 
 def _device_name(preset: str) -> str:
@@ -137,20 +142,37 @@ def _read_metrics(metrics_file: Path):
     return (statistics.median(times) if times else float("nan")), evaluation, curve
 
 
-def gt_mask_iou(results_json: Path, gt_json: str, score_thresh: float = 0.3) -> float:
-    """Mean over GT objects of the best mask IoU among the image's predictions scored >= ``score_thresh``."""
+def mask_holes(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels enclosed by the mask's outer contours but not in it (a ring's hole)."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = cv2.drawContours(np.zeros(mask.shape, np.uint8), contours, -1, 1, thickness=cv2.FILLED)
+    return filled.astype(bool) & ~mask.astype(bool)
+
+
+def gt_mask_scores(results_json: Path, gt_json: str, score_thresh: float = 0.3) -> tuple:
+    """Over GT objects, with each one's best-IoU prediction among the image's predictions scored
+    >= ``score_thresh``: (mean best mask IoU, 0 when nothing is predicted; mean share of the hole
+    pixels predicted as object, over the objects whose masks have holes, None when none has)."""
     import pycocotools.mask as mask_util
 
+    from wsis_d2.data.rle import to_rle
+
     gt = json.loads(Path(gt_json).read_text())
+    sizes = {i["id"]: (i["height"], i["width"]) for i in gt["images"]}
     predictions = {}
     for r in json.loads(Path(results_json).read_text()):
         if r["score"] >= score_thresh:
             predictions.setdefault(r["image_id"], []).append(r["segmentation"])
-    best = []
+    best, hole_fill = [], []
     for ann in gt["annotations"]:
         preds = predictions.get(ann["image_id"], [])
-        best.append(float(mask_util.iou(preds, [ann["segmentation"]], [0]).max()) if preds else 0.0)
-    return sum(best) / max(len(best), 1)
+        true = to_rle(ann["segmentation"], *sizes[ann["image_id"]])
+        ious = mask_util.iou(preds, [true], [0])[:, 0] if preds else np.zeros(0)
+        best.append(float(ious.max()) if preds else 0.0)
+        holes = mask_holes(mask_util.decode(true))
+        if holes.any():
+            hole_fill.append(float(mask_util.decode(preds[int(ious.argmax())])[holes].mean()) if preds else 0.0)
+    return sum(best) / max(len(best), 1), (sum(hole_fill) / len(hole_fill) if hole_fill else None)
 
 
 def _run_pointwssis(semi_json: str, image_root: str, config_file: str, out_dir: str, opts: list, queue) -> None:
@@ -188,13 +210,14 @@ def _row(method: str, config: str, cfg, train_set: str, out_dir: Path, preset: s
     s_per_iter, evaluation, curve = _read_metrics(out_dir / "metrics.json")
     eval_set = cfg.DATASETS.TEST[0]
     results_json = out_dir / "inference" / eval_set / "coco_instances_results.json"
+    mask_iou, hole_fill = gt_mask_scores(results_json, MetadataCatalog.get(eval_set).json_file)
     return {
         "method": method, "config": config, "train_set": train_set,
         "eval_set": eval_set, "preset": preset, "iters": cfg.SOLVER.MAX_ITER, "device": _device_name(preset),
         "segm_AP": round(evaluation.get("segm/AP", float("nan")), 2),
         "bbox_AP": round(evaluation.get("bbox/AP", float("nan")), 2),
         "ratio_to_full": None,
-        "gt_mask_iou": round(gt_mask_iou(results_json, MetadataCatalog.get(eval_set).json_file), 3),
+        "gt_mask_iou": round(mask_iou, 3), "gt_hole_fill": None if hole_fill is None else round(hole_fill, 3),
         "pseudo_mask_miou": curve[-1][1] if curve else None, "pseudo_mask_curve": curve or None,
         "s_per_iter": round(s_per_iter, 3),
         "peak_rss_mb": round(report["peak_rss_mb"], 1), "train_eval_minutes": round(minutes, 2),
@@ -213,22 +236,17 @@ def pseudo_label_miou(pseudo_json: Path, full_json: str, semi_json: str) -> floa
     masks) against their hidden GT masks (same annotation ids in the full view)."""
     import pycocotools.mask as mask_util
 
+    from wsis_d2.data.rle import to_rle
+
     weak = {a["id"] for a in json.loads(Path(semi_json).read_text())["annotations"] if "segmentation" not in a}
     full = json.loads(Path(full_json).read_text())
     sizes = {i["id"]: (i["height"], i["width"]) for i in full["images"]}
     gt = {a["id"]: a for a in full["annotations"]}
-
-    def rle(ann):
-        h, w = sizes[ann["image_id"]]
-        segm = ann["segmentation"]
-        return mask_util.frPyObjects(segm, h, w) if isinstance(segm, list) else segm
-
     ious = []
     for ann in json.loads(Path(pseudo_json).read_text())["annotations"]:
         if ann["id"] in weak:
-            pred, true = rle(ann), rle(gt[ann["id"]])
-            pred = mask_util.merge(pred) if isinstance(pred, list) else pred
-            true = mask_util.merge(true) if isinstance(true, list) else true
+            size = sizes[ann["image_id"]]
+            pred, true = to_rle(ann["segmentation"], *size), to_rle(gt[ann["id"]]["segmentation"], *size)
             ious.append(float(mask_util.iou([pred], [true], [0])[0, 0]))
     return sum(ious) / max(len(ious), 1)
 

@@ -45,3 +45,33 @@ def test_seed_summary_needs_two_seeds_of_one_commit(harness):
 def test_seeds_must_be_integers(harness):
     with pytest.raises(SystemExit):
         harness.main(["--methods", "boxinst", "--seeds", "1,two"])
+
+
+def test_gt_mask_scores_hand_case(harness, tmp_path):
+    import numpy as np
+
+    from wsis_d2.data.rle import encode_mask
+
+    ring = np.zeros((20, 20), bool)
+    ring[2:12, 2:12] = True
+    ring[5:9, 5:9] = False  # a 4 x 4 hole
+    disc = np.zeros((20, 20), bool)
+    disc[14:18, 14:18] = True
+    assert harness.mask_holes(ring).sum() == 16 and not harness.mask_holes(disc).any()
+    gt = {"images": [{"id": 1, "height": 20, "width": 20}, {"id": 2, "height": 20, "width": 20}],
+          "annotations": [{"id": 1, "image_id": 1, "segmentation": encode_mask(ring)},
+                          {"id": 2, "image_id": 1, "segmentation": encode_mask(disc)},
+                          {"id": 3, "image_id": 2, "segmentation": encode_mask(disc)}]}
+    filled = ring.copy()
+    filled[5:7, 5:9] = True  # half of the hole called object
+    predictions = [{"image_id": 1, "score": 0.9, "segmentation": encode_mask(filled)},
+                   {"image_id": 1, "score": 0.9, "segmentation": encode_mask(disc)},
+                   {"image_id": 2, "score": 0.2, "segmentation": encode_mask(disc)}]  # below 0.3: unseen
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "pred.json").write_text(json.dumps(predictions))
+    mean_iou, hole_fill = harness.gt_mask_scores(tmp_path / "pred.json", str(tmp_path / "gt.json"))
+    assert mean_iou == pytest.approx((84 / 92 + 1.0 + 0.0) / 3)
+    assert hole_fill == pytest.approx(0.5)
+    gt["annotations"] = gt["annotations"][1:]  # no object with a hole
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    assert harness.gt_mask_scores(tmp_path / "pred.json", str(tmp_path / "gt.json"))[1] is None
