@@ -198,3 +198,25 @@ def test_pseudo_mask_quality_is_logged_from_hidden_masks(tiny_shapes, tmp_path):
     no_teacher = small_config(train="tiny_full", output_dir=tmp_path / "plain", WSIS__PSEUDO_MASK_EVAL__PERIOD="1")
     with pytest.raises(ValueError, match="makes no pseudo masks"):
         Trainer(no_teacher)
+
+
+def test_pseudo_mask_losses_start_at_start_iter_without_running_the_teacher(tiny_shapes, monkeypatch):
+    from wsis_d2.modeling.losses.registry import linear_ramp
+
+    assert [linear_ramp(i, 10, start=20) for i in (0, 19, 20, 25, 30, 99)] == [0.0, 0.0, 0.0, 0.5, 1.0, 1.0]
+    assert linear_ramp(19, 0, start=20) == 0.0 and linear_ramp(20, 0, start=20) == 1.0
+    cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box", MODEL__BOX_TEACHER__START_ITER="300",
+                       MODEL__BOX_TEACHER__WARMUP_ITERS="10")
+    torch.manual_seed(0)
+    model = Trainer.build_model(cfg)
+    batch = next(iter(Trainer.build_train_loader(cfg)))
+    calls = []
+    original = model.teacher_predictions
+    monkeypatch.setattr(model, "teacher_predictions", lambda *a, **k: calls.append(1) or original(*a, **k))
+    with EventStorage(299):
+        early = model(batch)
+    assert not calls and early["loss_pseudo_mask"].item() == 0 and early["loss_pseudo_affinity"].item() == 0
+    assert early["loss_prj"].item() > 0  # the box losses run as ever
+    with EventStorage(305):
+        late = model(batch)
+    assert calls and torch.isfinite(late["loss_pseudo_mask"])  # from START_ITER on the teacher labels the batch

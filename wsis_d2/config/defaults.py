@@ -142,6 +142,9 @@ def add_wsis_config(cfg: CN) -> CN:
     # Weight of PseudoMaskLoss and its linear warm-up (iterations).
     _C.MODEL.BOX_TEACHER.MASK_WEIGHT = 0.5
     _C.MODEL.BOX_TEACHER.WARMUP_ITERS = 10000
+    # The pseudo-mask losses (and their warm-up) start at this iteration; before it the student
+    # learns from the box losses alone and the teacher is not run (the reference: 0).
+    _C.MODEL.BOX_TEACHER.START_ITER = 0
     # PseudoAffinityLoss: weight, and the smoothed pseudo mask's affinity an edge needs.
     _C.MODEL.BOX_TEACHER.AFFINITY_WEIGHT = 0.1
     _C.MODEL.BOX_TEACHER.AFFINITY_THRESH = 0.5

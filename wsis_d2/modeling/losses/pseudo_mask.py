@@ -7,7 +7,8 @@
   prediction matched);
 - noise-reduced mask affinity loss (:func:`pseudo_affinity_loss`), on the soft mask.
 
-Both ramp up linearly over ``MODEL.BOX_TEACHER.WARMUP_ITERS``.
+Both are off before ``MODEL.BOX_TEACHER.START_ITER`` and then ramp up linearly over
+``MODEL.BOX_TEACHER.WARMUP_ITERS``.
 """
 from typing import Dict
 
@@ -46,13 +47,14 @@ class PseudoMaskLoss(nn.Module):
         super().__init__()
         self.weight = cfg.MODEL.BOX_TEACHER.MASK_WEIGHT
         self.warmup_iters = cfg.MODEL.BOX_TEACHER.WARMUP_ITERS
+        self.start_iter = cfg.MODEL.BOX_TEACHER.START_ITER
         self.mask_thresh = cfg.MODEL.BOX_TEACHER.MASK_THRESH
 
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
         if mask_logits.shape[0] == 0:
             return {"loss_pseudo_mask": mask_logits.sum() * 0}
         pseudo, weights = inputs.pseudo_masks()
-        ramp = linear_ramp(inputs.iteration, self.warmup_iters)
+        ramp = linear_ramp(inputs.iteration, self.warmup_iters, self.start_iter)
         target = (pseudo > self.mask_thresh).to(pseudo.dtype)
         loss = weighted_dice_loss(mask_logits.sigmoid(), target, weights)
         return {"loss_pseudo_mask": self.weight * ramp * loss}
@@ -98,6 +100,7 @@ class PseudoAffinityLoss(nn.Module):
         self.weight = b.AFFINITY_WEIGHT
         self.thresh = b.AFFINITY_THRESH
         self.warmup_iters = b.WARMUP_ITERS
+        self.start_iter = b.START_ITER
         self.size = cfg.MODEL.BOXINST.PAIRWISE.SIZE
         self.dilation = cfg.MODEL.BOXINST.PAIRWISE.DILATION
 
@@ -107,7 +110,7 @@ class PseudoAffinityLoss(nn.Module):
         pseudo, weights = inputs.pseudo_masks()
         _, valid = inputs.color_graph(self.size, self.dilation)
         in_box = inputs.box_masks(*mask_logits.shape[-2:])[:, None] >= 0.5
-        ramp = linear_ramp(inputs.iteration, self.warmup_iters)
+        ramp = linear_ramp(inputs.iteration, self.warmup_iters, self.start_iter)
         loss = pseudo_affinity_loss(mask_logits, pseudo, weights, valid, in_box, self.size, self.dilation,
                                     self.thresh)
         return {"loss_pseudo_affinity": self.weight * ramp * loss}

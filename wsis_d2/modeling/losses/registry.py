@@ -43,6 +43,9 @@ def build_mask_losses(cfg, names: Iterable[str], allowed_labels=None) -> nn.Modu
     return nn.ModuleList(losses)
 
 
-def linear_ramp(iteration: int, length: int) -> float:
-    """Warm-up factor min(iteration / length, 1); 1 when ``length`` <= 0."""
-    return min(iteration / float(length), 1.0) if length > 0 else 1.0
+def linear_ramp(iteration: int, length: int, start: int = 0) -> float:
+    """Warm-up factor: 0 before ``start``, then min((iteration - start) / length, 1); 1 from ``start``
+    on when ``length`` <= 0."""
+    if iteration < start:
+        return 0.0
+    return min((iteration - start) / float(length), 1.0) if length > 0 else 1.0
