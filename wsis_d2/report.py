@@ -87,10 +87,13 @@ def plot_pseudo_mask_curves(rows: List[dict], path: Path, with_preset: bool = Fa
     if not curves:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    for row, curve in curves:
+    for i, (row, curve) in enumerate(curves):
         iterations = [c[0] for c in curve]
+        # matplotlib's colour cycle repeats after 10 lines: a new line style per cycle keeps each legible
+        style = ("-", "--", ":", "-.")[i // 10 % 4]
         for ax, column in ((axes[0], 1), (axes[1], 2)):
-            ax.plot(iterations, [c[column] for c in curve], marker=".", label=_name(row, with_preset))
+            ax.plot(iterations, [c[column] for c in curve], marker=".", linestyle=style,
+                    label=_name(row, with_preset))
     for ax, label in ((axes[0], "mean IoU of kept pseudo masks vs hidden GT"), (axes[1], "share of GT boxes kept")):
         ax.set_xlabel("training iteration")
         ax.set_ylabel(label)
