@@ -69,6 +69,11 @@ METHODS = {
     "boxteacher_late_start": _boxteacher(strong_aug=True, start_iter=500),
     # both: the shapes preset since 2026-11-30 (the name of its first rows)
     "boxteacher_plain_view_late_start": _boxteacher(strong_aug=False, start_iter=500),
+    # the preset with PseudoMaskLoss weighing pixels by the teacher's certainty |2p - 1|: from iteration 500
+    # the preset's rings stop losing their holes (hole fill 0.50 -> 0.45-0.51 at iteration 1000, BoxInst
+    # 0.38-0.48 -> 0.25-0.31) while 18 % of the hole pixels sit at teacher probability 0.5-0.9
+    "boxteacher_pixel_confidence": _boxteacher(strong_aug=False, start_iter=500,
+                                               extra=["MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS", "True"]),
     # SIM with its pseudo labels from iteration 500 (the shapes config: 120): the BoxTeacher finding above,
     # tested on SIM, whose rows fill the rings' holes (ring AP 12-15 against BoxInst's 31-34 at seeds 2, 4, 5)
     "sim_late_start": {"config": "SIM/R18_shapes.yaml", "full_twin": "condinst",

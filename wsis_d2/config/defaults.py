@@ -142,6 +142,8 @@ def add_wsis_config(cfg: CN) -> CN:
     # Weight of PseudoMaskLoss and its linear warm-up (iterations).
     _C.MODEL.BOX_TEACHER.MASK_WEIGHT = 0.5
     _C.MODEL.BOX_TEACHER.WARMUP_ITERS = 10000
+    # PseudoMaskLoss weighs each pixel by the teacher's certainty |2p - 1| (not in the reference: False).
+    _C.MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS = False
     # The pseudo-mask losses (and their warm-up) start at this iteration; before it the student
     # learns from the box losses alone and the teacher is not run (the reference: 0).
     _C.MODEL.BOX_TEACHER.START_ITER = 0

@@ -1,5 +1,5 @@
 """Dice loss on mask probabilities, and the fully-supervised mask loss built on it."""
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from torch import nn
@@ -8,19 +8,22 @@ from .inputs import MaskLossInputs
 from .registry import MASK_LOSS_REGISTRY
 
 
-def dice_loss(probs: torch.Tensor, targets: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Per-instance dice loss 1 - 2|p.t| / (|p|^2 + |t|^2) (Milletari et al., V-Net, 2016).
+def dice_loss(probs: torch.Tensor, targets: torch.Tensor, pixel_weights: Optional[torch.Tensor] = None,
+              eps: float = 1e-5) -> torch.Tensor:
+    """Per-instance dice loss 1 - 2|p.t| / (|p|^2 + |t|^2) (Milletari et al., V-Net, 2016);
+    with ``pixel_weights`` every sum is weighted per pixel (weight 0: the pixel does not count).
 
     Args:
-        probs, targets: (n, ...) in [0, 1]; targets may be soft.
+        probs, targets: (n, ...) in [0, 1]; targets may be soft. pixel_weights: same shape, >= 0.
 
     Returns:
         (n,) losses.
     """
     p = probs.flatten(1)
     t = targets.flatten(1)
-    intersection = (p * t).sum(dim=1)
-    union = (p * p).sum(dim=1) + (t * t).sum(dim=1) + eps
+    w = torch.ones_like(p) if pixel_weights is None else pixel_weights.flatten(1)
+    intersection = (w * p * t).sum(dim=1)
+    union = (w * p * p).sum(dim=1) + (w * t * t).sum(dim=1) + eps
     return 1.0 - 2.0 * intersection / union
 
 

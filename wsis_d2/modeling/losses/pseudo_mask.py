@@ -4,13 +4,15 @@
   instance's dice against its teacher mask binarised at ``MODEL.BOX_TEACHER.MASK_THRESH``
   (as the reference: a soft target would teach the student to stay unsure where the
   teacher is) weighted by the teacher's confidence w_i (0 for GT boxes no teacher
-  prediction matched);
+  prediction matched); with ``MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS`` (not in the
+  reference) each pixel also counts by the teacher's certainty |2p - 1|, so pixels the
+  teacher is split on are left to the box losses;
 - noise-reduced mask affinity loss (:func:`pseudo_affinity_loss`), on the soft mask.
 
 Both are off before ``MODEL.BOX_TEACHER.START_ITER`` and then ramp up linearly over
 ``MODEL.BOX_TEACHER.WARMUP_ITERS``.
 """
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -22,10 +24,12 @@ from .pairwise import log_same_label_probability, neighbours
 from .registry import MASK_LOSS_REGISTRY, linear_ramp
 
 
-def weighted_dice_loss(probs: torch.Tensor, pseudo: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def weighted_dice_loss(probs: torch.Tensor, pseudo: torch.Tensor, weights: torch.Tensor,
+                       pixel_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
     """
     Args:
-        probs, pseudo: (n, 1, h, w) student probabilities and pseudo masks; weights: (n,).
+        probs, pseudo: (n, 1, h, w) student probabilities and pseudo masks; weights: (n,);
+        pixel_weights: (n, 1, h, w) per-pixel weights of the dice sums, or None (all 1).
 
     Returns:
         scalar; 0 (connected to ``probs``) when no weight is positive.
@@ -33,7 +37,7 @@ def weighted_dice_loss(probs: torch.Tensor, pseudo: torch.Tensor, weights: torch
     valid = weights > 0
     if not bool(valid.any()):
         return probs.sum() * 0
-    return (weights * dice_loss(probs, pseudo)).sum() / valid.sum()
+    return (weights * dice_loss(probs, pseudo, pixel_weights)).sum() / valid.sum()
 
 
 @MASK_LOSS_REGISTRY.register()
@@ -49,6 +53,7 @@ class PseudoMaskLoss(nn.Module):
         self.warmup_iters = cfg.MODEL.BOX_TEACHER.WARMUP_ITERS
         self.start_iter = cfg.MODEL.BOX_TEACHER.START_ITER
         self.mask_thresh = cfg.MODEL.BOX_TEACHER.MASK_THRESH
+        self.confidence_pixel_weights = cfg.MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS
 
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
         if mask_logits.shape[0] == 0:
@@ -56,7 +61,9 @@ class PseudoMaskLoss(nn.Module):
         pseudo, weights = inputs.pseudo_masks()
         ramp = linear_ramp(inputs.iteration, self.warmup_iters, self.start_iter)
         target = (pseudo > self.mask_thresh).to(pseudo.dtype)
-        loss = weighted_dice_loss(mask_logits.sigmoid(), target, weights)
+        # |2p - 1|: 1 where the teacher is sure, 0 where it is split (its boundary, a half-carved hole)
+        pixel_weights = (2 * pseudo - 1).abs() if self.confidence_pixel_weights else None
+        loss = weighted_dice_loss(mask_logits.sigmoid(), target, weights, pixel_weights)
         return {"loss_pseudo_mask": self.weight * ramp * loss}
 
 
