@@ -29,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -105,6 +106,10 @@ PRESETS = {
 # gt_hole_fill: over GT objects whose masks have holes (shapes: rings), the share of hole pixels their
 # best-IoU prediction calls object (CondInst-full ~0.26; a filled ring is 1).
 # seed: detectron2's SEED of the run (None: unseeded).
+# config_fingerprint: hash of the resolved config's changes to the defaults, without OUTPUT_DIR and SEED
+# (seeded repeats of one setting share it; the seed summary pools by it).
+# The JSON rows also hold segm_AP50, segm_AP75 and segm_AP_per_class (on shapes the rings' AP tells
+# whether a box-supervised model carved their holes).
 # twin_date: the results file the full twin's row came from (today's, else the newest earlier one).
 # pseudo_mask_miou: teacher-student rows, the last measurement of their kept pseudo masks' mean IoU vs
 # hidden GT (the JSON also holds pseudo_mask_curve: [iteration, mIoU, share of GT boxes kept] rows);
@@ -153,6 +158,42 @@ def _read_metrics(metrics_file: Path):
             curve.append([entry["iteration"] + 1, round(entry["pseudo_mask/miou"], 3),
                           round(entry["pseudo_mask/kept"], 3)])
     return (statistics.median(times) if times else float("nan")), evaluation, curve
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def config_fingerprint(config: dict) -> str:
+    """A short hash of the settings of a run's resolved config (the ``config.yaml`` it wrote, as a dict)
+    that differ from wsis-d2's defaults, without OUTPUT_DIR and SEED: repeats of one setting share it,
+    and a key added to the defaults later does not change it."""
+    import hashlib
+
+    from detectron2.config import get_cfg
+
+    from wsis_d2.config import add_wsis_config
+
+    defaults = _flatten(yaml.safe_load(add_wsis_config(get_cfg()).dump()))
+    missing = object()
+    changed = {k: v for k, v in _flatten(config).items()
+               if k not in ("OUTPUT_DIR", "SEED") and defaults.get(k, missing) != v}
+    return hashlib.sha1(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def strict_and_per_class_ap(evaluation: dict) -> dict:
+    """The final evaluation's segm AP50 / AP75 and AP per class ({name: AP}), rounded (JSON rows only)."""
+    prefix = "segm/AP-"
+    return {"segm_AP50": round(evaluation.get("segm/AP50", float("nan")), 2),
+            "segm_AP75": round(evaluation.get("segm/AP75", float("nan")), 2),
+            "segm_AP_per_class": {k[len(prefix):]: round(v, 2) for k, v in sorted(evaluation.items())
+                                  if k.startswith(prefix)}}
 
 
 def mask_holes(mask: np.ndarray) -> np.ndarray:
@@ -229,12 +270,13 @@ def _row(method: str, config: str, cfg, train_set: str, out_dir: Path, preset: s
         "eval_set": eval_set, "preset": preset, "iters": cfg.SOLVER.MAX_ITER, "device": _device_name(preset),
         "segm_AP": round(evaluation.get("segm/AP", float("nan")), 2),
         "bbox_AP": round(evaluation.get("bbox/AP", float("nan")), 2),
+        **strict_and_per_class_ap(evaluation),
         "ratio_to_full": None,
         "gt_mask_iou": round(mask_iou, 3), "gt_hole_fill": None if hole_fill is None else round(hole_fill, 3),
         "pseudo_mask_miou": curve[-1][1] if curve else None, "pseudo_mask_curve": curve or None,
         "s_per_iter": round(s_per_iter, 3),
         "peak_rss_mb": round(report["peak_rss_mb"], 1), "train_eval_minutes": round(minutes, 2),
-        "commit": commit,
+        "commit": commit, "config_fingerprint": config_fingerprint(yaml.safe_load(cfg.dump())),
     }
 
 
@@ -352,19 +394,23 @@ def _row_key(row: dict) -> tuple:
 
 
 def seed_summary(rows: list) -> list:
-    """Per (method, preset, commit) with two or more seeded rows: the number of seeds, mean and
-    sample standard deviation of segm / bbox AP, and the lowest and highest segm AP."""
+    """Per (method, preset, resolved config: ``config_fingerprint``) with two or more seeded rows,
+    whatever commits ran them (a commit that changes the code but not the config is pooled: compare
+    ``commits`` with ``git log``): the number of seeds, mean and sample standard deviation of segm /
+    bbox AP, and the lowest and highest segm AP."""
     groups = {}
     for r in rows:
         if r.get("seed") is not None:
-            groups.setdefault((r["method"], r["preset"], r["commit"]), []).append(r)
+            # rows from before config fingerprints are pooled by commit: the shipped file may have changed
+            setting = r.get("config_fingerprint") or f"commit {r['commit']}"
+            groups.setdefault((r["method"], r["preset"], setting), []).append(r)
     summary = []
-    for (method, preset, commit), group in groups.items():
+    for (method, preset, _), group in groups.items():
         if len(group) < 2:
             continue
         segm = [r["segm_AP"] for r in group]
         bbox = [r["bbox_AP"] for r in group]
-        summary.append({"method": method, "preset": preset, "commit": commit,
+        summary.append({"method": method, "preset": preset, "commits": sorted({r["commit"] for r in group}),
                         "seeds": sorted(r["seed"] for r in group),
                         "segm_AP_mean": round(statistics.mean(segm), 2),
                         "segm_AP_std": round(statistics.stdev(segm), 2),

@@ -17,8 +17,9 @@ def harness(tmp_path, monkeypatch):
     return module
 
 
-def _row(method, seed, segm, bbox=40.0, commit="abc1234"):
-    return {"method": method, "preset": "cpu", "seed": seed, "commit": commit, "segm_AP": segm, "bbox_AP": bbox}
+def _row(method, seed, segm, bbox=40.0, commit="abc1234", fingerprint=None):
+    return {"method": method, "preset": "cpu", "seed": seed, "commit": commit, "config_fingerprint": fingerprint,
+            "segm_AP": segm, "bbox_AP": bbox}
 
 
 def test_seeded_rows_are_kept_apart_and_a_rerun_replaces_its_seed_only(harness, tmp_path):
@@ -30,16 +31,46 @@ def test_seeded_rows_are_kept_apart_and_a_rerun_replaces_its_seed_only(harness, 
         ("boxinst", 1, 10.0), ("boxinst", 2, 26.0)]
     assert [r["ratio_to_full"] for r in rows if r["method"] == "boxinst"] == [round(10 / 30, 3), round(26 / 30, 3)]
     md = (tmp_path / "2026-01-01.md").read_text()
-    assert "| boxinst | cpu | abc1234 | [1, 2] | 18.0 | 11.31 | 10.0 | 26.0 |" in md
+    assert "| boxinst | cpu | ['abc1234'] | [1, 2] | 18.0 | 11.31 | 10.0 | 26.0 |" in md
 
 
-def test_seed_summary_needs_two_seeds_of_one_commit(harness):
+def test_seed_summary_pools_by_resolved_config(harness):
     rows = [_row("a", 1, 10.0), _row("a", 2, 14.0, bbox=44.0), _row("b", 1, 5.0), _row("c", None, 1.0),
-            _row("d", 1, 3.0, commit="x"), _row("d", 2, 4.0, commit="y")]
-    (summary,) = harness.seed_summary(rows)
-    assert summary["method"] == "a" and summary["seeds"] == [1, 2]
-    assert (summary["segm_AP_mean"], summary["segm_AP_std"]) == (12.0, pytest.approx(2.83, abs=0.01))
-    assert (summary["bbox_AP_mean"], summary["bbox_AP_std"]) == (42.0, pytest.approx(2.83, abs=0.01))
+            _row("d", 1, 3.0, commit="x", fingerprint="f1"), _row("d", 2, 4.0, commit="y", fingerprint="f1"),
+            _row("e", 1, 3.0, fingerprint="f1"), _row("e", 2, 4.0, fingerprint="f2"),
+            _row("g", 1, 3.0, commit="x"), _row("g", 2, 4.0, commit="y")]
+    # b: one seed; c: unseeded; e: two configs; g: no fingerprints, two commits: one seed per group
+    a, d = harness.seed_summary(rows)
+    assert a["method"] == "a" and a["seeds"] == [1, 2] and a["commits"] == ["abc1234"]
+    assert (a["segm_AP_mean"], a["segm_AP_std"]) == (12.0, pytest.approx(2.83, abs=0.01))
+    assert (a["bbox_AP_mean"], a["bbox_AP_std"]) == (42.0, pytest.approx(2.83, abs=0.01))
+    assert d["seeds"] == [1, 2] and d["commits"] == ["x", "y"] and d["segm_AP_mean"] == 3.5
+
+
+def test_config_fingerprint_is_the_settings_changed_from_the_defaults(harness):
+    import yaml
+    from detectron2.config import get_cfg
+
+    from wsis_d2.config import add_wsis_config
+
+    cfg = add_wsis_config(get_cfg())
+    cfg.MODEL.META_ARCHITECTURE, cfg.SEED, cfg.OUTPUT_DIR = "BoxInst", 1, "a"
+    base = yaml.safe_load(cfg.dump())
+    cfg.SEED, cfg.OUTPUT_DIR = 2, "b"
+    repeat = yaml.safe_load(cfg.dump())
+    older = yaml.safe_load(cfg.dump())
+    del older["MODEL"]["BOX_TEACHER"]["START_ITER"]  # written before that key (default 0) existed
+    cfg.MODEL.BOX_TEACHER.START_ITER = 500
+    changed = yaml.safe_load(cfg.dump())
+    assert harness.config_fingerprint(base) == harness.config_fingerprint(repeat) == harness.config_fingerprint(older)
+    assert harness.config_fingerprint(base) != harness.config_fingerprint(changed)
+
+
+def test_strict_and_per_class_ap_from_the_evaluation(harness):
+    evaluation = {"segm/AP": 30.0, "segm/AP50": 50.123, "segm/AP75": 25.456, "segm/AP-ring": 12.345,
+                  "segm/AP-disc": 55.0, "bbox/AP-ring": 40.0, "bbox/AP75": 1.0}
+    assert harness.strict_and_per_class_ap(evaluation) == {
+        "segm_AP50": 50.12, "segm_AP75": 25.46, "segm_AP_per_class": {"disc": 55.0, "ring": 12.35}}
 
 
 def test_seeds_must_be_integers(harness):
