@@ -75,8 +75,9 @@ METHODS = {
     # 0.38-0.48 -> 0.25-0.31) while 18 % of the hole pixels sit at teacher probability 0.5-0.9
     "boxteacher_pixel_confidence": _boxteacher(strong_aug=False, start_iter=500,
                                                extra=["MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS", "True"]),
-    # SIM with its pseudo labels from iteration 500 (the shapes config: 120): the BoxTeacher finding above,
-    # tested on SIM, whose rows fill the rings' holes (ring AP 12-15 against BoxInst's 31-34 at seeds 2, 4, 5)
+    # SIM with its pseudo labels from iteration 500 (the shapes config: 120), after the BoxTeacher finding
+    # above, on SIM, whose rows fill the rings' holes (ring AP 12-23 against BoxInst's 31-34 at seeds 2, 4,
+    # 5). Unlike BoxTeacher's START_ITER, SIM's loss ramp counts from iteration 0: it starts at 500/1100.
     "sim_late_start": {"config": "SIM/R18_shapes.yaml", "full_twin": "condinst",
                        "opts": PSEUDO_MASK_EVAL + ["MODEL.SIM.START_ITER", "500"]},
     "pseudo_box_condinst": {"config": "PseudoLabel/CondInst_box_R18_shapes.yaml", "full_twin": "condinst"},
@@ -106,10 +107,10 @@ PRESETS = {
 # gt_hole_fill: over GT objects whose masks have holes (shapes: rings), the share of hole pixels their
 # best-IoU prediction calls object (CondInst-full ~0.26; a filled ring is 1).
 # seed: detectron2's SEED of the run (None: unseeded).
-# config_fingerprint: hash of the resolved config's changes to the defaults, without OUTPUT_DIR and SEED
-# (seeded repeats of one setting share it; the seed summary pools by it).
-# The JSON rows also hold segm_AP50, segm_AP75 and segm_AP_per_class (on shapes the rings' AP tells
-# whether a box-supervised model carved their holes).
+# JSON rows only: config_fingerprint, a hash of the resolved config's changes to the defaults without
+# OUTPUT_DIR and SEED (seeded repeats of one setting share it; the seed summary pools by it), and
+# segm_AP50, segm_AP75 and segm_AP_per_class (on shapes the rings' AP tells whether a box-supervised
+# model carved their holes).
 # twin_date: the results file the full twin's row came from (today's, else the newest earlier one).
 # pseudo_mask_miou: teacher-student rows, the last measurement of their kept pseudo masks' mean IoU vs
 # hidden GT (the JSON also holds pseudo_mask_curve: [iteration, mIoU, share of GT boxes kept] rows);
@@ -173,7 +174,8 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 def config_fingerprint(config: dict) -> str:
     """A short hash of the settings of a run's resolved config (the ``config.yaml`` it wrote, as a dict)
     that differ from wsis-d2's defaults, without OUTPUT_DIR and SEED: repeats of one setting share it,
-    and a key added to the defaults later does not change it."""
+    and a key added to the defaults later does not change it. The defaults are today's: should a default
+    value change, runs on either side of the change that kept their own default look alike."""
     import hashlib
 
     from detectron2.config import get_cfg
@@ -187,7 +189,7 @@ def config_fingerprint(config: dict) -> str:
     return hashlib.sha1(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def strict_and_per_class_ap(evaluation: dict) -> dict:
+def segm_ap_breakdown(evaluation: dict) -> dict:
     """The final evaluation's segm AP50 / AP75 and AP per class ({name: AP}), rounded (JSON rows only)."""
     prefix = "segm/AP-"
     return {"segm_AP50": round(evaluation.get("segm/AP50", float("nan")), 2),
@@ -270,13 +272,14 @@ def _row(method: str, config: str, cfg, train_set: str, out_dir: Path, preset: s
         "eval_set": eval_set, "preset": preset, "iters": cfg.SOLVER.MAX_ITER, "device": _device_name(preset),
         "segm_AP": round(evaluation.get("segm/AP", float("nan")), 2),
         "bbox_AP": round(evaluation.get("bbox/AP", float("nan")), 2),
-        **strict_and_per_class_ap(evaluation),
+        **segm_ap_breakdown(evaluation),
         "ratio_to_full": None,
         "gt_mask_iou": round(mask_iou, 3), "gt_hole_fill": None if hole_fill is None else round(hole_fill, 3),
         "pseudo_mask_miou": curve[-1][1] if curve else None, "pseudo_mask_curve": curve or None,
         "s_per_iter": round(s_per_iter, 3),
         "peak_rss_mb": round(report["peak_rss_mb"], 1), "train_eval_minutes": round(minutes, 2),
-        "commit": commit, "config_fingerprint": config_fingerprint(yaml.safe_load(cfg.dump())),
+        # from the config.yaml the run wrote: setup may change the cfg built here (e.g. MODEL.DEVICE)
+        "commit": commit, "config_fingerprint": config_fingerprint(yaml.safe_load((out_dir / "config.yaml").read_text())),
     }
 
 
@@ -410,7 +413,7 @@ def seed_summary(rows: list) -> list:
             continue
         segm = [r["segm_AP"] for r in group]
         bbox = [r["bbox_AP"] for r in group]
-        summary.append({"method": method, "preset": preset, "commits": sorted({r["commit"] for r in group}),
+        summary.append({"method": method, "preset": preset, "commits": ", ".join(sorted({r["commit"] for r in group})),
                         "seeds": sorted(r["seed"] for r in group),
                         "segm_AP_mean": round(statistics.mean(segm), 2),
                         "segm_AP_std": round(statistics.stdev(segm), 2),

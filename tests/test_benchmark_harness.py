@@ -31,7 +31,7 @@ def test_seeded_rows_are_kept_apart_and_a_rerun_replaces_its_seed_only(harness, 
         ("boxinst", 1, 10.0), ("boxinst", 2, 26.0)]
     assert [r["ratio_to_full"] for r in rows if r["method"] == "boxinst"] == [round(10 / 30, 3), round(26 / 30, 3)]
     md = (tmp_path / "2026-01-01.md").read_text()
-    assert "| boxinst | cpu | ['abc1234'] | [1, 2] | 18.0 | 11.31 | 10.0 | 26.0 |" in md
+    assert "| boxinst | cpu | abc1234 | [1, 2] | 18.0 | 11.31 | 10.0 | 26.0 |" in md
 
 
 def test_seed_summary_pools_by_resolved_config(harness):
@@ -41,10 +41,10 @@ def test_seed_summary_pools_by_resolved_config(harness):
             _row("g", 1, 3.0, commit="x"), _row("g", 2, 4.0, commit="y")]
     # b: one seed; c: unseeded; e: two configs; g: no fingerprints, two commits: one seed per group
     a, d = harness.seed_summary(rows)
-    assert a["method"] == "a" and a["seeds"] == [1, 2] and a["commits"] == ["abc1234"]
+    assert a["method"] == "a" and a["seeds"] == [1, 2] and a["commits"] == "abc1234"
     assert (a["segm_AP_mean"], a["segm_AP_std"]) == (12.0, pytest.approx(2.83, abs=0.01))
     assert (a["bbox_AP_mean"], a["bbox_AP_std"]) == (42.0, pytest.approx(2.83, abs=0.01))
-    assert d["seeds"] == [1, 2] and d["commits"] == ["x", "y"] and d["segm_AP_mean"] == 3.5
+    assert d["seeds"] == [1, 2] and d["commits"] == "x, y" and d["segm_AP_mean"] == 3.5
 
 
 def test_config_fingerprint_is_the_settings_changed_from_the_defaults(harness):
@@ -66,10 +66,10 @@ def test_config_fingerprint_is_the_settings_changed_from_the_defaults(harness):
     assert harness.config_fingerprint(base) != harness.config_fingerprint(changed)
 
 
-def test_strict_and_per_class_ap_from_the_evaluation(harness):
+def test_segm_ap_breakdown_from_the_evaluation(harness):
     evaluation = {"segm/AP": 30.0, "segm/AP50": 50.123, "segm/AP75": 25.456, "segm/AP-ring": 12.345,
                   "segm/AP-disc": 55.0, "bbox/AP-ring": 40.0, "bbox/AP75": 1.0}
-    assert harness.strict_and_per_class_ap(evaluation) == {
+    assert harness.segm_ap_breakdown(evaluation) == {
         "segm_AP50": 50.12, "segm_AP75": 25.46, "segm_AP_per_class": {"disc": 55.0, "ring": 12.35}}
 
 

@@ -8,10 +8,10 @@ from .inputs import MaskLossInputs
 from .registry import MASK_LOSS_REGISTRY
 
 
-def dice_loss(probs: torch.Tensor, targets: torch.Tensor, pixel_weights: Optional[torch.Tensor] = None,
+def dice_loss(probs: torch.Tensor, targets: torch.Tensor, *, pixel_weights: Optional[torch.Tensor] = None,
               eps: float = 1e-5) -> torch.Tensor:
-    """Per-instance dice loss 1 - 2|p.t| / (|p|^2 + |t|^2) (Milletari et al., V-Net, 2016);
-    with ``pixel_weights`` every sum is weighted per pixel (weight 0: the pixel does not count).
+    """Per-instance dice loss 1 - 2|p.t| / (|p|^2 + |t|^2) (Milletari et al., V-Net, 2016); with
+    ``pixel_weights`` w, 1 - 2 sum(w p t) / (sum(w p^2) + sum(w t^2)) (weight 0: the pixel does not count).
 
     Args:
         probs, targets: (n, ...) in [0, 1]; targets may be soft. pixel_weights: same shape, >= 0.

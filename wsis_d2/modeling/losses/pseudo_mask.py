@@ -29,7 +29,8 @@ def weighted_dice_loss(probs: torch.Tensor, pseudo: torch.Tensor, weights: torch
     """
     Args:
         probs, pseudo: (n, 1, h, w) student probabilities and pseudo masks; weights: (n,);
-        pixel_weights: (n, 1, h, w) per-pixel weights of the dice sums, or None (all 1).
+        pixel_weights: (n, 1, h, w) per-pixel weights of the dice sums, or None (all 1); an instance
+            whose weights are all 0 has loss 1 and no gradient, and still counts in the mean.
 
     Returns:
         scalar; 0 (connected to ``probs``) when no weight is positive.
@@ -37,7 +38,7 @@ def weighted_dice_loss(probs: torch.Tensor, pseudo: torch.Tensor, weights: torch
     valid = weights > 0
     if not bool(valid.any()):
         return probs.sum() * 0
-    return (weights * dice_loss(probs, pseudo, pixel_weights)).sum() / valid.sum()
+    return (weights * dice_loss(probs, pseudo, pixel_weights=pixel_weights)).sum() / valid.sum()
 
 
 @MASK_LOSS_REGISTRY.register()
