@@ -21,9 +21,10 @@ def dice_loss(probs: torch.Tensor, targets: torch.Tensor, *, pixel_weights: Opti
     """
     p = probs.flatten(1)
     t = targets.flatten(1)
-    w = torch.ones_like(p) if pixel_weights is None else pixel_weights.flatten(1)
-    intersection = (w * p * t).sum(dim=1)
-    union = (w * p * p).sum(dim=1) + (w * t * t).sum(dim=1) + eps
+    # unweighted (every CondInst / projection step) allocates no weight map
+    wp, wt = (p, t) if pixel_weights is None else (pixel_weights.flatten(1) * p, pixel_weights.flatten(1) * t)
+    intersection = (wp * t).sum(dim=1)
+    union = (wp * p).sum(dim=1) + (wt * t).sum(dim=1) + eps
     return 1.0 - 2.0 * intersection / union
 
 
