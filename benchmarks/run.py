@@ -75,6 +75,14 @@ METHODS = {
     # 0.38-0.48 -> 0.25-0.31) while 18 % of the hole pixels sit at teacher probability 0.5-0.9
     "boxteacher_pixel_confidence": _boxteacher(strong_aug=False, start_iter=500,
                                                extra=["MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS", "True"]),
+    # the preset with the teacher's foreground pixels at 1/4 of its background ones in PseudoMaskLoss: a
+    # box-trained teacher errs by filling (holes), so the freeze above comes from its foreground; SIM's focal
+    # loss (alpha .25) weighs foreground the same way and its late-start rows keep their holes. From
+    # iteration 500 (the preset) and from 120 (early labels, which gave SIM its gains on the other classes)
+    "boxteacher_background_trust": _boxteacher(strong_aug=False, start_iter=500,
+                                               extra=["MODEL.BOX_TEACHER.FOREGROUND_PIXEL_WEIGHT", "0.25"]),
+    "boxteacher_early_background_trust": _boxteacher(
+        strong_aug=False, start_iter=120, extra=["MODEL.BOX_TEACHER.FOREGROUND_PIXEL_WEIGHT", "0.25"]),
     # SIM with its pseudo labels from iteration 500 (the shapes config: 120), after the BoxTeacher finding
     # above, on SIM, whose rows fill the rings' holes (ring AP 12-23 against BoxInst's 31-34 at seeds 2, 4,
     # 5). Unlike BoxTeacher's START_ITER, SIM's loss ramp counts from iteration 0: it starts at 500/1100.

@@ -144,6 +144,9 @@ def add_wsis_config(cfg: CN) -> CN:
     _C.MODEL.BOX_TEACHER.WARMUP_ITERS = 10000
     # PseudoMaskLoss weighs each pixel by the teacher's certainty |2p - 1| (not in the reference: False).
     _C.MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS = False
+    # PseudoMaskLoss counts the pixels the teacher calls foreground this many times as much as its
+    # background pixels (not in the reference: 1.0; < 1 trusts a box-trained teacher's background more).
+    _C.MODEL.BOX_TEACHER.FOREGROUND_PIXEL_WEIGHT = 1.0
     # The pseudo-mask losses (and their warm-up) start at this iteration; before it the student
     # learns from the box losses alone and the teacher is not run (the reference: 0).
     _C.MODEL.BOX_TEACHER.START_ITER = 0

@@ -6,7 +6,9 @@
   teacher is) weighted by the teacher's confidence w_i (0 for GT boxes no teacher
   prediction matched); with ``MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS`` (not in the
   reference) each pixel also counts by the teacher's certainty |2p - 1|, so pixels the
-  teacher is split on are left to the box losses;
+  teacher is split on are left to the box losses; with
+  ``MODEL.BOX_TEACHER.FOREGROUND_PIXEL_WEIGHT`` a < 1 (not in the reference: 1) the pixels
+  the teacher calls foreground count a times as much as those it calls background;
 - noise-reduced mask affinity loss (:func:`pseudo_affinity_loss`), on the soft mask.
 
 Both are off before ``MODEL.BOX_TEACHER.START_ITER`` and then ramp up linearly over
@@ -55,6 +57,23 @@ class PseudoMaskLoss(nn.Module):
         self.start_iter = cfg.MODEL.BOX_TEACHER.START_ITER
         self.mask_thresh = cfg.MODEL.BOX_TEACHER.MASK_THRESH
         self.confidence_pixel_weights = cfg.MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS
+        self.foreground_pixel_weight = cfg.MODEL.BOX_TEACHER.FOREGROUND_PIXEL_WEIGHT
+        if not self.foreground_pixel_weight > 0:
+            raise ValueError("MODEL.BOX_TEACHER.FOREGROUND_PIXEL_WEIGHT must be > 0 (0 would drop the teacher's "
+                             f"foreground from the dice), got {self.foreground_pixel_weight}")
+
+    def pixel_weights(self, pseudo: torch.Tensor, target: torch.Tensor) -> Optional[torch.Tensor]:
+        """(n, 1, h, w) soft pseudo masks and their binary targets -> the dice's pixel weights, or None (all 1)."""
+        weights = None
+        if self.confidence_pixel_weights:
+            # |2p - 1|: 1 where the teacher is sure, 0 where it is split (its boundary, a half-carved hole)
+            weights = (2 * pseudo - 1).abs()
+        if self.foreground_pixel_weight != 1.0:
+            # box supervision over-fills (projections cannot see a filled hole), so a box-trained teacher's
+            # background inside the box is the news and its foreground the suspect part
+            scale = torch.where(target > 0, self.foreground_pixel_weight, 1.0).to(pseudo)
+            weights = scale if weights is None else weights * scale
+        return weights
 
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
         if mask_logits.shape[0] == 0:
@@ -62,9 +81,7 @@ class PseudoMaskLoss(nn.Module):
         pseudo, weights = inputs.pseudo_masks()
         ramp = linear_ramp(inputs.iteration, self.warmup_iters, self.start_iter)
         target = (pseudo > self.mask_thresh).to(pseudo.dtype)
-        # |2p - 1|: 1 where the teacher is sure, 0 where it is split (its boundary, a half-carved hole)
-        pixel_weights = (2 * pseudo - 1).abs() if self.confidence_pixel_weights else None
-        loss = weighted_dice_loss(mask_logits.sigmoid(), target, weights, pixel_weights)
+        loss = weighted_dice_loss(mask_logits.sigmoid(), target, weights, self.pixel_weights(pseudo, target))
         return {"loss_pseudo_mask": self.weight * ramp * loss}
 
 
