@@ -25,7 +25,7 @@ def _row(method, seed, segm, bbox=40.0, commit="abc1234", fingerprint=None):
 def test_seeded_rows_are_kept_apart_and_a_rerun_replaces_its_seed_only(harness, tmp_path):
     harness.write_results([_row("condinst", None, 30.0)], "2026-01-01")
     harness.write_results([_row("boxinst", 1, 10.0), _row("boxinst", 2, 20.0)], "2026-01-01")
-    harness.write_results([_row("boxinst", 2, 26.0)], "2026-01-01")
+    harness.write_results([_row("boxinst", 2, 21.0), _row("boxinst", 2, 26.0)], "2026-01-01")
     rows = json.loads((tmp_path / "2026-01-01.json").read_text())
     assert sorted((r["method"], r["seed"], r["segm_AP"]) for r in rows if r["method"] == "boxinst") == [
         ("boxinst", 1, 10.0), ("boxinst", 2, 26.0)]
