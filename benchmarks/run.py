@@ -434,9 +434,8 @@ def write_results(rows: list, date: str) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     json_path = RESULTS_DIR / f"{date}.json"
     old = json.loads(json_path.read_text()) if json_path.exists() else []
-    rows = list({_row_key(r): r for r in rows}.values())  # a (method, preset, seed) twice in one batch: the last
-    new_keys = {_row_key(r) for r in rows}
-    merged = [r for r in old if _row_key(r) not in new_keys] + rows
+    latest = {_row_key(r): r for r in rows}  # a (method, preset, seed) twice in one batch: the last counts
+    merged = [r for r in old if _row_key(r) not in latest] + list(latest.values())
     fill_ratios(merged, date)
     json_path.write_text(json.dumps(merged, indent=1) + "\n")
     lines = [f"# wsis-d2 benchmark, {date}", "",
