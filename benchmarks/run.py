@@ -46,6 +46,8 @@ def _boxteacher(strong_aug: bool, start_iter: int, extra: list = ()) -> dict:
                                         "MODEL.BOX_TEACHER.START_ITER", str(start_iter)] + list(extra)}
 
 
+SIM_REFERENCE_LOSSES = ["ProjectionLoss", "TeacherFeaturePairwiseLoss", "SemanticPseudoMaskLoss"]
+
 # method -> shipped config, the view it trains on, and its fully-supervised twin
 METHODS = {
     "condinst": {"config": "CondInst/R18_shapes.yaml", "full_twin": "condinst"},
@@ -88,6 +90,10 @@ METHODS = {
     # 5). Unlike BoxTeacher's START_ITER, SIM's loss ramp counts from iteration 0: it starts at 500/1100.
     "sim_late_start": {"config": "SIM/R18_shapes.yaml", "full_twin": "condinst",
                        "opts": PSEUDO_MASK_EVAL + ["MODEL.SIM.START_ITER", "500"]},
+    # SIM with the reference's pairwise term (colour x teacher-feature similarity >= .1, the R-50
+    # configs' choice) in place of BoxInst's colour-only one (>= .3, the shapes preset)
+    "sim_feature_pairwise": {"config": "SIM/R18_shapes.yaml", "full_twin": "condinst",
+                             "opts": PSEUDO_MASK_EVAL + ["MODEL.CONDINST.MASK_LOSSES", str(SIM_REFERENCE_LOSSES)]},
     "pseudo_box_condinst": {"config": "PseudoLabel/CondInst_box_R18_shapes.yaml", "full_twin": "condinst"},
     "pseudo_grabcut_condinst": {"config": "PseudoLabel/CondInst_grabcut_R18_shapes.yaml", "full_twin": "condinst"},
 }

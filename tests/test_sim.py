@@ -153,12 +153,89 @@ def test_semantic_pseudo_mask_loss_hand_case_and_gradients():
     assert none.item() == 0 and none.requires_grad
 
 
+def test_unit_feature_similarity_hand_case():
+    from wsis_d2.modeling.losses.pairwise import unit_feature_similarity
+
+    # a 1 x 2 map: (2, 0) and (0, 3) are (1, 0) and (0, 1) once normalised, sqrt(2) apart
+    feats = torch.tensor([[[[2.0, 0.0]], [[0.0, 3.0]]]])
+    right = 4  # neighbour offset (0, +1) of the 3 x 3 pattern
+    sim = unit_feature_similarity(feats, size=3, dilation=1)
+    assert sim.shape == (1, 8, 1, 2)
+    assert sim[0, right, 0, 0].item() == pytest.approx(torch.exp(-torch.tensor(2.0).sqrt()).item(), rel=1e-6)
+    assert torch.allclose(unit_feature_similarity(10 * feats, 3, 1), sim)  # scale-free
+
+
+def _split_box_inputs(teacher_feats=None):
+    """One 4 x 4 image of one colour (every colour similarity 1), one box over all of it, logits at
+    stride 1; teacher features (1, 0) on the left two columns and (-1, 0) on the right two."""
+    from wsis_d2.modeling.losses.inputs import ImageFrameInputs
+
+    gt = Instances((4, 4), gt_boxes=Boxes(torch.tensor([[0.0, 0.0, 4.0, 4.0]])), gt_classes=torch.tensor([0]))
+    if teacher_feats is None:
+        teacher_feats = torch.zeros((1, 2, 4, 4))
+        teacher_feats[0, 0, :, :2] = 1.0
+        teacher_feats[0, 0, :, 2:] = -1.0
+    return ImageFrameInputs([gt], torch.tensor([0]), torch.tensor([0]), stride=1,
+                            raw_images=torch.full((1, 3, 4, 4), 128.0), image_sizes=[(4, 4)], original_heights=[4],
+                            iteration=10 ** 6, mask_feats=torch.zeros((1, 2, 4, 4)), mask_feat_stride=1,
+                            teacher_feats=teacher_feats)
+
+
+def test_teacher_feature_pairwise_loss_cuts_the_edges_the_teacher_separates():
+    from wsis_d2.model_zoo import get_config
+    from wsis_d2.modeling.losses import PairwiseColorLoss
+    from wsis_d2.modeling.sim import TeacherFeaturePairwiseLoss
+
+    cfg = get_config("SIM/Base-SIM.yaml")
+    cfg.MODEL.BOXINST.PAIRWISE.DILATION = 1
+    cfg.MODEL.SIM.PAIRWISE_THRESH = 0.2  # the cross edges' colour x feature similarity is exp(-2) = .135
+    inputs = _split_box_inputs()
+    # the student's masks: p = .9 on the left half, .2 on the right
+    probs = torch.full((1, 1, 4, 4), 0.9)
+    probs[..., 2:] = 0.2
+    logits = torch.logit(probs).requires_grad_()
+    with_features = TeacherFeaturePairwiseLoss(cfg)(logits, inputs)["loss_pairwise"]
+    colour_only = PairwiseColorLoss(cfg)(logits, inputs)["loss_pairwise"]
+    # 84 directed edges in a 4 x 4 8-neighbourhood: 32 inside each half, 20 across
+    left = -torch.log(torch.tensor(0.9 * 0.9 + 0.1 * 0.1))
+    right = -torch.log(torch.tensor(0.2 * 0.2 + 0.8 * 0.8))
+    across = -torch.log(torch.tensor(0.9 * 0.2 + 0.1 * 0.8))
+    assert with_features.item() == pytest.approx(((32 * left + 32 * right) / 64).item(), rel=1e-5)
+    assert colour_only.item() == pytest.approx(((32 * left + 32 * right + 20 * across) / 84).item(), rel=1e-5)
+    # the left half's inner column is pulled towards the right half by colour alone, not with the features
+    grad_features, = torch.autograd.grad(with_features, logits)
+    grad_colour, = torch.autograd.grad(colour_only, logits)
+    assert (grad_features[0, 0, :, 1] < 0).all() and (grad_colour[0, 0, :, 1] > 0).all()
+    # the reference's threshold .1 keeps every edge of one colour (feature factor >= exp(-2))
+    cfg.MODEL.SIM.PAIRWISE_THRESH = 0.1
+    assert TeacherFeaturePairwiseLoss(cfg)(logits, inputs)["loss_pairwise"].item() == pytest.approx(
+        colour_only.item(), rel=1e-5)
+    # no instances: zero, still connected
+    empty = TeacherFeaturePairwiseLoss(cfg)(logits[:0], inputs)["loss_pairwise"]
+    assert empty.item() == 0 and empty.requires_grad
+
+
+def test_teacher_feature_pairwise_loss_needs_a_teacher(tiny_shapes):
+    from wsis_d2.modeling.losses.inputs import ImageFrameInputs
+
+    boxinst = small_config("BoxInst/R18_shapes.yaml", train="tiny_box",
+                           MODEL__CONDINST__MASK_LOSSES="['ProjectionLoss', 'TeacherFeaturePairwiseLoss']")
+    with pytest.raises(ValueError, match="TeacherFeaturePairwiseLoss reads"):
+        Trainer.build_model(boxinst)
+    inputs = _split_box_inputs()
+    no_teacher = ImageFrameInputs(inputs.gt_instances, inputs.im_inds, inputs.gt_inds, 1,
+                                  raw_images=inputs.raw_images, image_sizes=[(4, 4)], original_heights=[4])
+    with pytest.raises(NotImplementedError, match="holds no teacher features"):
+        no_teacher.similar_edges(3, 1, 0.1, with_teacher_features=True)
+
+
 def _teacher_from_gt_masks(model, full_inputs):
     """Replace the teacher's predictions by the GT masks (score .9) and features along channel 1
-    everywhere (padded to the feature grid of the padded batch, as CondInst's): a teacher that knows
+    everywhere (on the feature grid of the padded batch, as CondInst's): a teacher that knows
     the answer."""
     def predictions(batched_inputs, with_mask_feats=False):
         outputs = []
+        batch_h, batch_w = (max(x["image"].shape[d] for x in batched_inputs) for d in (-2, -1))
         for x, full in zip(batched_inputs, full_inputs):
             gt = full["instances"]
             masks = gt.gt_masks.tensor.float()
@@ -166,7 +243,7 @@ def _teacher_from_gt_masks(model, full_inputs):
             inst = Instances((h, w), pred_boxes=gt.gt_boxes.clone(), scores=torch.full((len(gt),), 0.9),
                              pred_classes=gt.gt_classes, pred_mask_probs=masks * 0.95)
             stride = model.feature_stride
-            padded = [(d + 31) // 32 * 32 for d in (h, w)]  # the config's size divisibility
+            padded = [(d + 31) // 32 * 32 for d in (batch_h, batch_w)]  # the config's size divisibility
             feats = torch.zeros((16, padded[0] // stride, padded[1] // stride))
             feats[1] = 1.0
             outputs.append({"instances": inst, "mask_feats": feats})
@@ -174,9 +251,11 @@ def _teacher_from_gt_masks(model, full_inputs):
     model.teacher_predictions = predictions
 
 
-def test_sim_trains_from_boxes_with_prototypes_pseudo_labels_and_copy_paste(tiny_shapes):
+@pytest.mark.parametrize("pairwise", ["PairwiseColorLoss", "TeacherFeaturePairwiseLoss"])
+def test_sim_trains_from_boxes_with_prototypes_pseudo_labels_and_copy_paste(tiny_shapes, pairwise):
     cfg = small_config("SIM/R18_shapes.yaml", train="tiny_box", MODEL__SIM__START_ITER="0",
-                       MODEL__SIM__COPY_PASTE__PROB="1.0", MODEL__SIM__COPY_PASTE__MIN_AREA="1")
+                       MODEL__SIM__COPY_PASTE__PROB="1.0", MODEL__SIM__COPY_PASTE__MIN_AREA="1",
+                       MODEL__CONDINST__MASK_LOSSES=f"['ProjectionLoss', '{pairwise}', 'SemanticPseudoMaskLoss']")
     model = Trainer.build_model(cfg)
     batch = next(iter(Trainer.build_train_loader(cfg)))
     full_cfg = small_config("SIM/R18_shapes.yaml", train="tiny_full")
@@ -200,10 +279,11 @@ def test_sim_trains_from_boxes_with_prototypes_pseudo_labels_and_copy_paste(tiny
         assert len(model.bank) == 2
         labelled = student[0]["instances"]
         assert labelled.gt_pseudo_weights.gt(0).all() and not labelled.has("gt_masks")
+        assert student[0]["teacher_mask_feats"][1].eq(1).all()  # the teacher's features ride along
         second = model.student_inputs(copy.deepcopy(batch))  # now the bank has objects to paste
         assert any(bool(s["instances"].gt_pasted.any()) for s in second)
         losses = model.student(second)
-    assert losses["loss_sim_pseudo"] > 0 and losses["loss_sim_paste"] > 0
+    assert losses["loss_sim_pseudo"] > 0 and losses["loss_sim_paste"] > 0 and losses["loss_pairwise"] > 0
     total = sum(losses.values())
     assert torch.isfinite(total)
     total.backward()

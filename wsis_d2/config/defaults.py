@@ -191,6 +191,8 @@ def add_wsis_config(cfg: CN) -> CN:
     _C.MODEL.SIM.RAMP_ITERS = 270000
     _C.MODEL.SIM.FOCAL_ALPHA = 0.25
     _C.MODEL.SIM.FOCAL_GAMMA = 2.0
+    # TeacherFeaturePairwiseLoss: edges whose colour x teacher-feature similarity is at least this.
+    _C.MODEL.SIM.PAIRWISE_THRESH = 0.1
     # Online copy-paste: probability per image, bank of the last BANK_SIZE images, at most
     # MAX_OBJECTS pasted (half of a bank image's), sampled by score ** SCORE_POWER; pasted
     # objects need MIN_AREA visible pixels; own objects whose box is covered at least

@@ -124,12 +124,25 @@ class CondInst(nn.Module):
             return positives[torch.randperm(len(positives), device=self.device)[: self.max_proposals]]
         return positives
 
+    @staticmethod
+    def _teacher_feats(batched_inputs: List[Dict], mask_feats: torch.Tensor):
+        """(N, C, Hp/t, Wp/t) the ``teacher_mask_feats`` a teacher-student model put in every input, or None."""
+        feats = [x.get("teacher_mask_feats") for x in batched_inputs]
+        if all(f is None for f in feats):
+            return None
+        if any(f is None or f.shape != mask_feats.shape[1:] for f in feats):
+            raise ValueError(f"'teacher_mask_feats' must be in every input, each of the student's mask-feature "
+                             f"shape {tuple(mask_feats.shape[1:])}; got "
+                             f"{[None if f is None else tuple(f.shape) for f in feats]}")
+        return torch.stack(feats).to(mask_feats.device)
+
     def forward(self, batched_inputs: List[Dict]):
         """
         Args:
             batched_inputs: detectron2's list of dicts with ``image`` (3, H, W)
                 and, in training, ``instances`` (``gt_boxes``, ``gt_classes`` and
-                whatever the data view holds).
+                whatever the data view holds) and optionally ``teacher_mask_feats``
+                (C, Hp/t, Wp/t), a teacher's mask features of the image (SIM).
 
         Returns:
             training: dict of losses; inference: ``[{"instances": Instances}]``
@@ -156,7 +169,8 @@ class CondInst(nn.Module):
                 image_sizes=images.image_sizes,
                 original_heights=[x.get("height", x["image"].shape[-2]) for x in batched_inputs],
                 bottom_pixels_removed=self.bottom_pixels_removed, iteration=get_event_storage().iter,
-                mask_feats=mask_feats, mask_feat_stride=self.mask_branch.out_stride)
+                mask_feats=mask_feats, mask_feat_stride=self.mask_branch.out_stride,
+                teacher_feats=self._teacher_feats(batched_inputs, mask_feats))
             for loss in self.mask_losses:
                 losses.update(loss(logits, inputs))
             return losses

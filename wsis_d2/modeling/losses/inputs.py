@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from detectron2.structures import BitMasks, Instances, PolygonMasks
 
 from .box_targets import box_masks
-from .pairwise import color_similarity, rgb_to_lab, to_rgb, valid_edges
+from .pairwise import color_similarity, rgb_to_lab, to_rgb, unit_feature_similarity, valid_edges
 
 
 IMAGENET_RGB_MEAN = (123.675, 116.28, 103.53)
@@ -69,9 +69,12 @@ class MaskLossInputs:
         """Each instance's colour graph: similarity (n, K, h, w) and edge validity (n, K, h, w)."""
         raise NotImplementedError
 
-    def similar_edges(self, size: int, dilation: int, thresh: float) -> torch.Tensor:
-        """(n, K, h, w) bool: valid edges whose colour similarity is at least ``thresh``."""
+    def similar_edges(self, size: int, dilation: int, thresh: float, with_teacher_features: bool = False) -> torch.Tensor:
+        """(n, K, h, w) bool: valid edges whose similarity is at least ``thresh``: the colour similarity,
+        times the teacher's feature similarity (:func:`unit_feature_similarity`) with ``with_teacher_features``."""
         similarity, valid = self.color_graph(size, dilation)
+        if with_teacher_features:
+            similarity = similarity * unit_feature_similarity(self.teacher_features(), size, dilation)
         return (similarity >= thresh) & valid
 
     def normalized_images(self, per_instance: bool = True) -> torch.Tensor:
@@ -82,6 +85,12 @@ class MaskLossInputs:
     def features(self, per_instance: bool = True) -> torch.Tensor:
         """Deep features at the logits' resolution, per instance or per image (see above)."""
         raise NotImplementedError(f"{type(self).__name__} holds no deep features")
+
+    def teacher_features(self, per_instance: bool = True) -> torch.Tensor:
+        """An EMA teacher's mask features of the same images at the logits' resolution (SIM), per
+        instance or per image."""
+        raise NotImplementedError(f"{type(self).__name__} holds no teacher features (a teacher-student model "
+                                  "such as SIM adds them to its student's inputs)")
 
     def select(self, per_image: torch.Tensor) -> torch.Tensor:
         """(N, ...) per-image tensor -> (n, ...) each instance's image's entry."""
@@ -114,13 +123,14 @@ class ImageFrameInputs(MaskLossInputs):
         bottom_pixels_removed: original rows at the bottom left out of colour graphs.
         iteration: current training iteration (warm-ups).
         mask_feats: (N, C, H/t, W/t) the mask branch's features at stride ``mask_feat_stride`` t.
+        teacher_feats: (N, C, H/t, W/t) a teacher's mask features of the same padded batch, or None.
     """
 
     def __init__(self, gt_instances: List[Instances], im_inds: torch.Tensor, gt_inds: torch.Tensor, stride: int,
                  raw_images: torch.Tensor = None, image_format: str = "BGR",
                  image_sizes: List[tuple] = (), original_heights: List[int] = (), bottom_pixels_removed: int = 0,
                  iteration: int = 0, padded_size: tuple = None, mask_feats: torch.Tensor = None,
-                 mask_feat_stride: int = None):
+                 mask_feat_stride: int = None, teacher_feats: torch.Tensor = None):
         self.gt_instances = gt_instances
         self.im_inds = im_inds
         self.gt_inds = gt_inds
@@ -134,6 +144,7 @@ class ImageFrameInputs(MaskLossInputs):
         self.padded_size = padded_size or (tuple(raw_images.shape[-2:]) if raw_images is not None else None)
         self.mask_feats = mask_feats
         self.mask_feat_stride = mask_feat_stride
+        self.teacher_feats = teacher_feats
         self._graphs: Dict[tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self):
@@ -238,9 +249,12 @@ class ImageFrameInputs(MaskLossInputs):
         similarity, valid = self.image_color_graph(size, dilation)
         return similarity[self.im_inds], valid[self.im_inds]
 
-    def similar_edges(self, size: int, dilation: int, thresh: float) -> torch.Tensor:
+    def similar_edges(self, size: int, dilation: int, thresh: float, with_teacher_features: bool = False) -> torch.Tensor:
         # threshold once per image, then copy 1-byte masks per instance (not float graphs)
         similarity, valid = self.image_color_graph(size, dilation)
+        if with_teacher_features:
+            similarity = similarity * unit_feature_similarity(self.teacher_features(per_instance=False), size,
+                                                              dilation)
         return ((similarity >= thresh) & valid)[self.im_inds]
 
     def select(self, per_image: torch.Tensor) -> torch.Tensor:
@@ -256,11 +270,19 @@ class ImageFrameInputs(MaskLossInputs):
         images = F.avg_pool2d((rgb - mean) / std, kernel_size=s, stride=s)
         return self.select(images) if per_instance else images
 
-    def features(self, per_instance: bool = True) -> torch.Tensor:
-        if self.mask_feats is None:
-            return super().features(per_instance)
-        feats = self.mask_feats
+    def _at_logit_stride(self, feats: torch.Tensor, per_instance: bool) -> torch.Tensor:
+        """(N, C, H/t, W/t) mask-branch-stride maps -> the logits' stride, per instance or per image."""
         if self.mask_feat_stride != self.stride:
             feats = F.interpolate(feats, scale_factor=self.mask_feat_stride / self.stride, mode="bilinear",
                                   align_corners=False)
         return self.select(feats) if per_instance else feats
+
+    def features(self, per_instance: bool = True) -> torch.Tensor:
+        if self.mask_feats is None:
+            return super().features(per_instance)
+        return self._at_logit_stride(self.mask_feats, per_instance)
+
+    def teacher_features(self, per_instance: bool = True) -> torch.Tensor:
+        if self.teacher_feats is None:
+            return super().teacher_features(per_instance)
+        return self._at_logit_stride(self.teacher_feats, per_instance)

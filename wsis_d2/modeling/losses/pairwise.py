@@ -3,7 +3,8 @@
 BoxInst (Tian et al., CVPR 2021, Sec. 3.2) links each pixel to its 8 neighbours
 in a ``size`` x ``size`` pattern with ``dilation``; an edge's colour similarity
 is S = exp(-||c_i - c_j|| / theta) with c the LAB colour (theta = 2). BoxTeacher
-and SIM reuse the same edges.
+and SIM reuse the same edges; SIM also weighs them by the same similarity of the
+teacher's (unit) mask features, theta = 1.
 
 Everything here works on whole batches with shifted slices of a padded map:
 no ``unfold`` of full feature maps (which would hold size^2 copies of them),
@@ -54,10 +55,21 @@ def neighbours(x: torch.Tensor, size: int = 3, dilation: int = 2, fill: float = 
                         for dy, dx in neighbour_offsets(size, dilation)], dim=2)
 
 
-def color_similarity(lab: torch.Tensor, size: int = 3, dilation: int = 2, theta: float = 2.0) -> torch.Tensor:
-    """(N, 3, H, W) LAB -> (N, K, H, W) edge similarities exp(-||c_i - c_j|| / theta)."""
-    diff = lab[:, :, None] - neighbours(lab, size, dilation)
+def neighbour_similarity(x: torch.Tensor, size: int = 3, dilation: int = 2, theta: float = 1.0) -> torch.Tensor:
+    """(N, C, H, W) per-pixel vectors -> (N, K, H, W) edge similarities exp(-||x_i - x_j|| / theta)."""
+    diff = x[:, :, None] - neighbours(x, size, dilation)
     return torch.exp(-torch.linalg.vector_norm(diff, dim=1) / theta)
+
+
+def color_similarity(lab: torch.Tensor, size: int = 3, dilation: int = 2, theta: float = 2.0) -> torch.Tensor:
+    """(N, 3, H, W) LAB -> (N, K, H, W) colour similarities (BoxInst's theta = 2)."""
+    return neighbour_similarity(lab, size, dilation, theta)
+
+
+def unit_feature_similarity(feats: torch.Tensor, size: int = 3, dilation: int = 2) -> torch.Tensor:
+    """(N, C, H, W) deep features -> (N, K, H, W) exp(-||f_i - f_j||) of the L2-normalised features
+    (SIM's feature affinity; unit vectors bound it to [exp(-2), 1] whatever the features' scale)."""
+    return neighbour_similarity(F.normalize(feats.float(), dim=1), size, dilation, theta=1.0)
 
 
 def valid_edges(valid: torch.Tensor, size: int = 3, dilation: int = 2) -> torch.Tensor:

@@ -38,13 +38,15 @@ class PairwiseColorLoss(nn.Module):
     """Box-supervised: similar-coloured neighbours inside the box share a label."""
 
     LABELS = ("boxes",)
+    # an edge's similarity: colour only, or colour x the teacher's feature similarity (SIM)
+    WITH_TEACHER_FEATURES = False
 
     def __init__(self, cfg):
         super().__init__()
         p = cfg.MODEL.BOXINST.PAIRWISE
         self.size = p.SIZE
         self.dilation = p.DILATION
-        self.color_thresh = p.COLOR_THRESH
+        self.edge_thresh = p.COLOR_THRESH
         self.warmup_iters = p.WARMUP_ITERS
         self.weight = p.WEIGHT
 
@@ -55,6 +57,6 @@ class PairwiseColorLoss(nn.Module):
         if mask_logits.shape[0] == 0:
             return {"loss_pairwise": mask_logits.sum() * 0}
         logits, in_box = inputs.graph_logits(mask_logits)
-        edges = inputs.similar_edges(self.size, self.dilation, self.color_thresh)
+        edges = inputs.similar_edges(self.size, self.dilation, self.edge_thresh, self.WITH_TEACHER_FEATURES)
         loss = pairwise_color_loss(logits, edges, in_box, self.size, self.dilation)
         return {"loss_pairwise": self.weight * self.warmup_factor(inputs.iteration) * loss}

@@ -4,7 +4,8 @@ A mask loss is an ``nn.Module`` built as ``LossClass(cfg)`` and called as
 ``loss(mask_logits, inputs)`` with (n, 1, h, w) logits and a
 :class:`~wsis_d2.modeling.losses.inputs.MaskLossInputs`; it returns a dict of
 named losses. Each class declares in ``LABELS`` which annotations it reads
-("masks", "boxes", "points"), so a box-supervised model can refuse a loss that
+("masks", "boxes", "points"; and what a teacher-student model adds: "pseudo_masks",
+"teacher_features"), so a box-supervised model can refuse a loss that
 would need masks, and swapping losses in the config changes the supervision,
 not the detector.
 """

@@ -9,12 +9,14 @@ the teacher's mask features (:mod:`.prototypes`). From ``START_ITER`` on, each
 claimed box gets a semantic-aware pseudo label mixing the teacher mask with
 its class's prototype map (:mod:`.semantic_masks`), trained with
 ``SemanticPseudoMaskLoss``; and objects of earlier images are pasted in
-(:mod:`.copy_paste`). Evaluation uses the teacher.
+(:mod:`.copy_paste`). Every student input also carries the teacher's mask
+features (``teacher_mask_feats``), which ``TeacherFeaturePairwiseLoss``
+(:mod:`.feature_pairwise`, the reference's pairwise term) multiplies into the
+colour affinity. Evaluation uses the teacher.
 
 Deviations from the reference: the teacher mask of a box is the matched
 prediction's (the reference averages the masks of the box's FCOS positives);
-the pairwise loss is BoxInst's colour affinity only (the reference multiplies
-it by a teacher-feature affinity); the teacher runs in eval mode; copy-paste
+the teacher runs in eval mode; copy-paste
 samples objects by their pseudo-label weight sqrt(sqrt(cls) x mask score)
 (BoxTeacher's confidence) in place of the teacher's score.
 """
@@ -40,7 +42,7 @@ from .semantic_masks import semantic_pseudo_label
 class SIMStudent(BoxInst):
     """BoxInst whose losses may also read teacher pseudo masks (never GT masks)."""
 
-    ALLOWED_LABELS = ("boxes", "pseudo_masks")
+    ALLOWED_LABELS = ("boxes", "pseudo_masks", "teacher_features")
 
 
 def _to_image_grid(maps: torch.Tensor, stride: int, height: int, width: int) -> torch.Tensor:
@@ -179,5 +181,5 @@ class SIM(TeacherStudent):
             claimed = weights > 0
             self.bank.add(x["image"], masks[claimed] > self.confident_thresh, gt.gt_classes[claimed],
                           weights[claimed])
-            student_inputs.append(dict(x, image=image, instances=labelled))
+            student_inputs.append(dict(x, image=image, instances=labelled, teacher_mask_feats=feats))
         return student_inputs
