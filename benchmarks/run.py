@@ -94,6 +94,11 @@ METHODS = {
     # configs' choice) in place of BoxInst's colour-only one (>= .3, the shapes preset)
     "sim_feature_pairwise": {"config": "SIM/R18_shapes.yaml", "full_twin": "condinst",
                              "opts": PSEUDO_MASK_EVAL + ["MODEL.CONDINST.MASK_LOSSES", str(SIM_REFERENCE_LOSSES)]},
+    # both: the pseudo labels from iteration 500 (`sim_late_start`) and the reference's pairwise term
+    "sim_late_start_feature_pairwise": {"config": "SIM/R18_shapes.yaml", "full_twin": "condinst",
+                                        "opts": PSEUDO_MASK_EVAL + ["MODEL.SIM.START_ITER", "500",
+                                                                    "MODEL.CONDINST.MASK_LOSSES",
+                                                                    str(SIM_REFERENCE_LOSSES)]},
     "pseudo_box_condinst": {"config": "PseudoLabel/CondInst_box_R18_shapes.yaml", "full_twin": "condinst"},
     "pseudo_grabcut_condinst": {"config": "PseudoLabel/CondInst_grabcut_R18_shapes.yaml", "full_twin": "condinst"},
 }
