@@ -10,7 +10,8 @@ claimed box gets a semantic-aware pseudo label mixing the teacher mask with
 its class's prototype map (:mod:`.semantic_masks`), trained with
 ``SemanticPseudoMaskLoss``; and objects of earlier images are pasted in
 (:mod:`.copy_paste`). Every student input also carries the teacher's mask
-features (``teacher_mask_feats``), which ``TeacherFeaturePairwiseLoss``
+features of the image (before pasting: the teacher runs once per batch),
+``teacher_mask_feats``, which ``TeacherFeaturePairwiseLoss``
 (:mod:`.feature_pairwise`, the reference's pairwise term) multiplies into the
 colour affinity. Evaluation uses the teacher.
 
