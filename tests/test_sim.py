@@ -165,16 +165,15 @@ def test_unit_feature_similarity_hand_case():
     assert torch.allclose(unit_feature_similarity(10 * feats, 3, 1), sim)  # scale-free
 
 
-def _split_box_inputs(teacher_feats=None):
+def _split_box_inputs():
     """One 4 x 4 image of one colour (every colour similarity 1), one box over all of it, logits at
     stride 1; teacher features (1, 0) on the left two columns and (-1, 0) on the right two."""
     from wsis_d2.modeling.losses.inputs import ImageFrameInputs
 
     gt = Instances((4, 4), gt_boxes=Boxes(torch.tensor([[0.0, 0.0, 4.0, 4.0]])), gt_classes=torch.tensor([0]))
-    if teacher_feats is None:
-        teacher_feats = torch.zeros((1, 2, 4, 4))
-        teacher_feats[0, 0, :, :2] = 1.0
-        teacher_feats[0, 0, :, 2:] = -1.0
+    teacher_feats = torch.zeros((1, 2, 4, 4))
+    teacher_feats[0, 0, :, :2] = 1.0
+    teacher_feats[0, 0, :, 2:] = -1.0
     return ImageFrameInputs([gt], torch.tensor([0]), torch.tensor([0]), stride=1,
                             raw_images=torch.full((1, 3, 4, 4), 128.0), image_sizes=[(4, 4)], original_heights=[4],
                             iteration=10 ** 6, mask_feats=torch.zeros((1, 2, 4, 4)), mask_feat_stride=1,
@@ -231,8 +230,8 @@ def test_teacher_feature_pairwise_loss_needs_a_teacher(tiny_shapes):
 
 def _teacher_from_gt_masks(model, full_inputs):
     """Replace the teacher's predictions by the GT masks (score .9) and features along channel 1
-    everywhere (on the feature grid of the padded batch, as CondInst's): a teacher that knows
-    the answer."""
+    on the objects, channel 2 off them (on the feature grid of the padded batch, as CondInst's): a
+    teacher that knows the answer."""
     def predictions(batched_inputs, with_mask_feats=False):
         outputs = []
         batch_h, batch_w = (max(x["image"].shape[d] for x in batched_inputs) for d in (-2, -1))
@@ -245,7 +244,9 @@ def _teacher_from_gt_masks(model, full_inputs):
             stride = model.feature_stride
             padded = [(d + 31) // 32 * 32 for d in (batch_h, batch_w)]  # the config's size divisibility
             feats = torch.zeros((16, padded[0] // stride, padded[1] // stride))
-            feats[1] = 1.0
+            on_object = masks.amax(0)[::stride, ::stride] > 0
+            feats[1, : on_object.shape[0], : on_object.shape[1]] = on_object.float()
+            feats[2] = 1.0 - feats[1]
             outputs.append({"instances": inst, "mask_feats": feats})
         return outputs
     model.teacher_predictions = predictions
@@ -269,7 +270,7 @@ def test_sim_trains_from_boxes_with_prototypes_pseudo_labels_and_copy_paste(tiny
     _teacher_from_gt_masks(model, full)
     before = model.prototypes.prototypes.clone()
     seen = sorted(set(torch.cat([f["instances"].gt_classes for f in full]).tolist()))
-    e1 = torch.tensor([0.0, 1.0] + [0.0] * 14)
+    e1 = torch.tensor([0.0, 1.0] + [0.0] * 14)  # the features on the objects
     with EventStorage(5):
         student = model.student_inputs(batch)
         # confident pixels' features (all along e1) pull the seen classes' prototypes towards e1
@@ -279,11 +280,18 @@ def test_sim_trains_from_boxes_with_prototypes_pseudo_labels_and_copy_paste(tiny
         assert len(model.bank) == 2
         labelled = student[0]["instances"]
         assert labelled.gt_pseudo_weights.gt(0).all() and not labelled.has("gt_masks")
-        assert student[0]["teacher_mask_feats"][1].eq(1).all()  # the teacher's features ride along
+        teacher_feats = [out["mask_feats"] for out in model.teacher_predictions(batch, True)]
+        for x, feats in zip(student, teacher_feats):  # each image's teacher features ride along
+            assert torch.equal(x["teacher_mask_feats"], feats)
         second = model.student_inputs(copy.deepcopy(batch))  # now the bank has objects to paste
         assert any(bool(s["instances"].gt_pasted.any()) for s in second)
         losses = model.student(second)
     assert losses["loss_sim_pseudo"] > 0 and losses["loss_sim_paste"] > 0 and losses["loss_pairwise"] > 0
+    with EventStorage(5):  # one teacher feature everywhere: the edges are colour's alone
+        uniform = model.student([dict(x, teacher_mask_feats=torch.ones_like(x["teacher_mask_feats"]))
+                                 for x in second])
+    features_matter = not torch.isclose(uniform["loss_pairwise"], losses["loss_pairwise"])
+    assert features_matter == (pairwise == "TeacherFeaturePairwiseLoss")
     total = sum(losses.values())
     assert torch.isfinite(total)
     total.backward()
@@ -297,6 +305,9 @@ def test_sim_refuses_mask_losses_and_survives_empty_images(tiny_shapes):
         Trainer.build_model(bad)
     check_empty_image_and_tiny_boxes(small_config("SIM/R18_shapes.yaml", train="tiny_box",
                                                   MODEL__SIM__START_ITER="0"))
+    check_empty_image_and_tiny_boxes(small_config(
+        "SIM/R18_shapes.yaml", train="tiny_box", MODEL__SIM__START_ITER="0",
+        MODEL__CONDINST__MASK_LOSSES="['ProjectionLoss', 'TeacherFeaturePairwiseLoss', 'SemanticPseudoMaskLoss']"))
 
 
 def test_sim_checkpoint_round_trip_restores_teacher_and_prototypes(tiny_shapes, tmp_path):

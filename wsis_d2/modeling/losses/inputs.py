@@ -69,12 +69,14 @@ class MaskLossInputs:
         """Each instance's colour graph: similarity (n, K, h, w) and edge validity (n, K, h, w)."""
         raise NotImplementedError
 
-    def similar_edges(self, size: int, dilation: int, thresh: float, with_teacher_features: bool = False) -> torch.Tensor:
+    def similar_edges(self, size: int, dilation: int, thresh: float,
+                      with_teacher_features: bool = False) -> torch.Tensor:
         """(n, K, h, w) bool: valid edges whose similarity is at least ``thresh``: the colour similarity,
-        times the teacher's feature similarity (:func:`unit_feature_similarity`) with ``with_teacher_features``."""
-        similarity, valid = self.color_graph(size, dilation)
+        times the teacher's feature similarity (:func:`unit_feature_similarity`) with ``with_teacher_features``
+        (frames whose colour graph is the logits' grid only)."""
         if with_teacher_features:
-            similarity = similarity * unit_feature_similarity(self.teacher_features(), size, dilation)
+            raise NotImplementedError(f"{type(self).__name__} cannot weigh its edges by teacher features")
+        similarity, valid = self.color_graph(size, dilation)
         return (similarity >= thresh) & valid
 
     def normalized_images(self, per_instance: bool = True) -> torch.Tensor:
@@ -249,7 +251,8 @@ class ImageFrameInputs(MaskLossInputs):
         similarity, valid = self.image_color_graph(size, dilation)
         return similarity[self.im_inds], valid[self.im_inds]
 
-    def similar_edges(self, size: int, dilation: int, thresh: float, with_teacher_features: bool = False) -> torch.Tensor:
+    def similar_edges(self, size: int, dilation: int, thresh: float,
+                      with_teacher_features: bool = False) -> torch.Tensor:
         # threshold once per image, then copy 1-byte masks per instance (not float graphs)
         similarity, valid = self.image_color_graph(size, dilation)
         if with_teacher_features:

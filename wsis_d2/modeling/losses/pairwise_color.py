@@ -5,7 +5,8 @@ whose centre pixel lies in the GT box and whose LAB colour similarity is at
 least tau, the loss is -log P(same label) = -log(m_i m_j + (1 - m_i)(1 - m_j)),
 averaged over those edges of all instances and ramped up linearly over the
 first ``WARMUP_ITERS`` iterations. The colour graph comes from the inputs'
-frame (computed once per image for full-image logits).
+frame (computed once per image for full-image logits). A subclass may weigh
+each edge's similarity by more than colour (``WITH_TEACHER_FEATURES``: SIM).
 """
 from typing import Dict
 
@@ -22,7 +23,7 @@ def pairwise_color_loss(logits: torch.Tensor, similar_edges: torch.Tensor, in_bo
     """
     Args:
         logits: (n, 1, H, W) mask logits of n instances.
-        similar_edges: (n, K, H, W) bool, valid edges of colour similarity >= tau.
+        similar_edges: (n, K, H, W) bool, valid edges of similarity >= tau.
         in_box: (n, 1, H, W) bool, centre pixel inside the instance's box.
 
     Returns:

@@ -7,7 +7,8 @@ mask features at its two ends, exp(-||f_i - f_j||) of unit-normalised features: 
 pixels of one colour that the teacher tells apart are no longer pulled together.
 Edges count where that product is at least ``MODEL.SIM.PAIRWISE_THRESH`` (the
 reference's 0.1, against BoxInst's colour-only 0.3). Size, dilation, weight and
-warm-up are BoxInst's (``MODEL.BOXINST.PAIRWISE``).
+warm-up are BoxInst's (``MODEL.BOXINST.PAIRWISE``), and like BoxInst's term it runs
+from iteration 0 (the pseudo labels wait for ``MODEL.SIM.START_ITER``).
 """
 from ..losses.pairwise_color import PairwiseColorLoss
 from ..losses.registry import MASK_LOSS_REGISTRY

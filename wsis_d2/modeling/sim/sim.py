@@ -17,6 +17,8 @@ colour affinity. Evaluation uses the teacher.
 
 Deviations from the reference: the teacher mask of a box is the matched
 prediction's (the reference averages the masks of the box's FCOS positives);
+on a pasted object the pairwise term's feature factor is the teacher's view of
+what the paste covers;
 the teacher runs in eval mode; copy-paste
 samples objects by their pseudo-label weight sqrt(sqrt(cls) x mask score)
 (BoxTeacher's confidence) in place of the teacher's score.
@@ -41,7 +43,7 @@ from .semantic_masks import semantic_pseudo_label
 
 @META_ARCH_REGISTRY.register()
 class SIMStudent(BoxInst):
-    """BoxInst whose losses may also read teacher pseudo masks (never GT masks)."""
+    """BoxInst whose losses may also read teacher pseudo masks and features (never GT masks)."""
 
     ALLOWED_LABELS = ("boxes", "pseudo_masks", "teacher_features")
 
