@@ -47,6 +47,7 @@ def _boxteacher(strong_aug: bool, start_iter: int, extra: list = ()) -> dict:
 
 
 SIM_REFERENCE_LOSSES = ["ProjectionLoss", "TeacherFeaturePairwiseLoss", "SemanticPseudoMaskLoss"]
+SIM_COLOUR_LOSSES = ["ProjectionLoss", "PairwiseColorLoss", "SemanticPseudoMaskLoss"]
 
 # method -> shipped config, the view it trains on, and its fully-supervised twin
 METHODS = {
@@ -89,11 +90,15 @@ METHODS = {
     # above, on SIM, whose rows fill the rings' holes (ring AP 12-23 against BoxInst's 31-34 at seeds 2, 4,
     # 5). Unlike BoxTeacher's START_ITER, SIM's loss ramp counts from iteration 0: it starts at 500/1100.
     "sim_late_start": {"config": "SIM/R18_shapes.yaml", "full_twin": "condinst",
-                       "opts": PSEUDO_MASK_EVAL + ["MODEL.SIM.START_ITER", "500"]},
-    # SIM with the reference's pairwise term (colour x teacher-feature similarity >= .1, the R-50
-    # configs' choice) in place of BoxInst's colour-only one (>= .3, the shapes preset)
+                       "opts": PSEUDO_MASK_EVAL + ["MODEL.SIM.START_ITER", "500",
+                                                   "MODEL.CONDINST.MASK_LOSSES", str(SIM_COLOUR_LOSSES)]},
+    # SIM with the reference's pairwise term (colour x teacher-feature similarity >= .1), the shapes
+    # preset since 2026-12-01 (the name of its first rows); `sim_colour_pairwise`, BoxInst's colour-only
+    # term (>= .3), is the preset before it (the `sim` rows of 2026-11-25/30)
     "sim_feature_pairwise": {"config": "SIM/R18_shapes.yaml", "full_twin": "condinst",
                              "opts": PSEUDO_MASK_EVAL + ["MODEL.CONDINST.MASK_LOSSES", str(SIM_REFERENCE_LOSSES)]},
+    "sim_colour_pairwise": {"config": "SIM/R18_shapes.yaml", "full_twin": "condinst",
+                            "opts": PSEUDO_MASK_EVAL + ["MODEL.CONDINST.MASK_LOSSES", str(SIM_COLOUR_LOSSES)]},
     # both: the pseudo labels from iteration 500 (`sim_late_start`) and the reference's pairwise term
     "sim_late_start_feature_pairwise": {"config": "SIM/R18_shapes.yaml", "full_twin": "condinst",
                                         "opts": PSEUDO_MASK_EVAL + ["MODEL.SIM.START_ITER", "500",
