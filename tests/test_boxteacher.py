@@ -279,3 +279,35 @@ def test_pseudo_mask_losses_start_at_start_iter_without_running_the_teacher(tiny
     with EventStorage(305):
         late = model(batch)
     assert calls and torch.isfinite(late["loss_pseudo_mask"])  # from START_ITER on the teacher labels the batch
+
+
+def test_teacher_feature_pairwise_option_runs_the_teacher_from_iteration_0(tiny_shapes):
+    """With SIM's pairwise term the student reads the teacher's features before START_ITER as well,
+    while the pseudo-mask losses still wait for it."""
+    losses = ["ProjectionLoss", "TeacherFeaturePairwiseLoss", "PseudoMaskLoss", "PseudoAffinityLoss"]
+    cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box", MODEL__BOX_TEACHER__START_ITER="300",
+                       MODEL__CONDINST__MASK_LOSSES=str(losses))
+    torch.manual_seed(0)
+    model = Trainer.build_model(cfg)
+    assert model.student_reads_teacher_features
+    batch = next(iter(Trainer.build_train_loader(cfg)))
+    teacher_feats = [out["mask_feats"] for out in model.teacher_predictions(batch, with_mask_feats=True)]
+    with EventStorage(0):
+        inputs = model.student_inputs(batch)
+        early = model(batch)
+    for x, feats, student_input in zip(batch, teacher_feats, inputs):
+        assert torch.equal(student_input["teacher_mask_feats"], feats)
+        assert not student_input["instances"].gt_pseudo_weights.any()
+        assert student_input["instances"].gt_pseudo_masks.shape == (len(x["instances"]),) + x["image"].shape[-2:]
+    assert early["loss_pseudo_mask"].item() == 0 and torch.isfinite(early["loss_pairwise"])
+    with EventStorage(305):
+        late = model(batch)
+    assert all(torch.isfinite(v) for v in late.values())
+    sum(late.values()).backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+    cfg.MODEL.CONDINST.MASK_LOSSES = ["ProjectionLoss", "PairwiseColorLoss"]
+    plain = Trainer.build_model(cfg)
+    assert not plain.student_reads_teacher_features
+    with EventStorage(305):
+        assert all("teacher_mask_feats" not in x for x in plain.student_inputs(batch))

@@ -8,8 +8,13 @@ the teacher predicts on the plain images, its predictions claim GT boxes
 mask-aware score), and the student, on a strongly jittered copy of the images,
 gets ``PseudoMaskLoss`` (noise-aware weighted dice) and ``PseudoAffinityLoss``
 (noise-reduced affinity) on the claimed boxes, from ``START_ITER`` on (before
-it the teacher is not run and the student learns from the boxes alone).
-Evaluation uses the teacher by default.
+it the student learns from the boxes alone, and the teacher runs only if a
+loss needs its features). Evaluation uses the teacher by default.
+
+Not in the reference, an option: SIM's pairwise term (``TeacherFeaturePairwiseLoss``
+in ``MODEL.CONDINST.MASK_LOSSES`` in place of ``PairwiseColorLoss``) keeps only the
+colour edges that the teacher's mask features also call alike; the teacher then
+runs from iteration 0 and every student input carries ``teacher_mask_feats``.
 
 Deviations from the reference: the teacher runs in eval mode (the reference
 keeps train-mode BN) on the student's resized images (not at test resolution),
@@ -30,9 +35,9 @@ from ..teacher.strong_aug import strong_photometric
 
 @META_ARCH_REGISTRY.register()
 class BoxTeacherStudent(BoxInst):
-    """BoxInst whose losses may also read teacher pseudo masks (never GT masks)."""
+    """BoxInst whose losses may also read teacher pseudo masks and features (never GT masks)."""
 
-    ALLOWED_LABELS = ("boxes", "pseudo_masks")
+    ALLOWED_LABELS = ("boxes", "pseudo_masks", "teacher_features")
 
 
 @META_ARCH_REGISTRY.register()
@@ -62,33 +67,34 @@ class BoxTeacher(TeacherStudent):
             "input_format": cfg.INPUT.FORMAT,
         }
 
+    def _with_pseudo_masks(self, gt: Instances, masks: torch.Tensor, weights: torch.Tensor) -> Instances:
+        return Instances(gt.image_size, **gt.get_fields(), gt_pseudo_masks=masks, gt_pseudo_weights=weights)
+
     @torch.no_grad()
     def pseudo_label(self, batched_inputs: List[Dict]) -> List[Instances]:
         """Each image's GT instances plus ``gt_pseudo_masks`` (G, H, W) and ``gt_pseudo_weights`` (G,),
         from the teacher's predictions at the input resolution."""
-        labelled = []
-        for gt, masks, weights, _ in self.claimed_masks(batched_inputs):
-            fields = dict(gt.get_fields(), gt_pseudo_masks=masks, gt_pseudo_weights=weights)
-            labelled.append(Instances(gt.image_size, **fields))
-        return labelled
+        return [self._with_pseudo_masks(gt, masks, weights)
+                for gt, masks, weights, _ in self.claimed_masks(batched_inputs)]
 
-    def unclaimed(self, batched_inputs: List[Dict]) -> List[Instances]:
-        """Each image's GT instances with every box unclaimed (empty pseudo masks, weight 0)."""
-        labelled = []
-        for x in batched_inputs:
-            gt = x["instances"].to(self.device)
-            labelled.append(Instances(gt.image_size, **gt.get_fields(),
-                                      gt_pseudo_masks=torch.zeros((len(gt),) + gt.image_size, device=self.device),
-                                      gt_pseudo_weights=torch.zeros(len(gt), device=self.device)))
-        return labelled
-
+    @torch.no_grad()
     def student_inputs(self, batched_inputs: List[Dict]) -> List[Dict]:
-        """Pseudo-labelled GT instances (all unclaimed before ``start_iter``: the pseudo-mask losses
-        are off, so the teacher's pass is skipped); the image strongly jittered (photometric: boxes stay)."""
+        """Pseudo-labelled GT instances (all unclaimed, empty masks of weight 0, before ``start_iter``:
+        the pseudo-mask losses are off, so the teacher's pass is skipped unless a loss reads its
+        features); the image strongly jittered (photometric: boxes stay)."""
         early = get_event_storage().iter < self.start_iter
-        labelled = self.unclaimed(batched_inputs) if early else self.pseudo_label(batched_inputs)
+        with_feats = self.student_reads_teacher_features
         student_inputs = []
-        for x, inst in zip(batched_inputs, labelled):
+        if early and not with_feats:
+            claimed = [(x["instances"].to(self.device), None, None, {}) for x in batched_inputs]
+        else:
+            claimed = self.claimed_masks(batched_inputs, with_mask_feats=with_feats)
+        for x, (gt, masks, weights, out) in zip(batched_inputs, claimed):
+            if early:
+                masks = torch.zeros((len(gt),) + gt.image_size, device=self.device)
+                weights = torch.zeros(len(gt), device=self.device)
             image = strong_photometric(x["image"], self.input_format) if self.strong_aug else x["image"]
-            student_inputs.append(dict(x, image=image, instances=inst))
+            student_inputs.append(dict(x, image=image, instances=self._with_pseudo_masks(gt, masks, weights)))
+            if with_feats:
+                student_inputs[-1]["teacher_mask_feats"] = out["mask_feats"]
         return student_inputs

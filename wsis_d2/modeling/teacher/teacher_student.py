@@ -44,6 +44,12 @@ class TeacherStudent(nn.Module):
     def device(self):
         return self.student.device
 
+    @property
+    def student_reads_teacher_features(self) -> bool:
+        """Whether one of the student's mask losses reads the teacher's mask features
+        (``teacher_mask_feats`` in every student input, e.g. ``TeacherFeaturePairwiseLoss``)."""
+        return any("teacher_features" in loss.LABELS for loss in self.student.mask_losses)
+
     def update_teacher(self, iteration: int) -> None:
         """Called after each optimiser step (``EMAUpdateHook``)."""
         self.teacher.update(self.student, ema_momentum(iteration, self.momentum))
