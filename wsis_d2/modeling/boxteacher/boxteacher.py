@@ -13,8 +13,9 @@ loss needs its features). Evaluation uses the teacher by default.
 
 Not in the reference, an option: SIM's pairwise term (``TeacherFeaturePairwiseLoss``
 in ``MODEL.CONDINST.MASK_LOSSES`` in place of ``PairwiseColorLoss``) keeps only the
-colour edges that the teacher's mask features also call alike; the teacher then
-runs from iteration 0 and every student input carries ``teacher_mask_feats``.
+colour edges that the teacher's mask features also call alike (threshold: SIM's
+``MODEL.SIM.PAIRWISE_THRESH``); the teacher then runs from iteration 0 and every
+student input carries ``teacher_mask_feats``.
 
 Deviations from the reference: the teacher runs in eval mode (the reference
 keeps train-mode BN) on the student's resized images (not at test resolution),
