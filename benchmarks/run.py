@@ -92,6 +92,11 @@ METHODS = {
     # from 16.3 to 25.9 over seeds 1-5, and the preset's loss to BoxInst is on the rings (24.3 against 29.4)
     "boxteacher_feature_pairwise": _boxteacher(strong_aug=False, start_iter=500,
                                                extra=["MODEL.CONDINST.MASK_LOSSES", str(BOXTEACHER_FEATURE_LOSSES)]),
+    # the same with the product held to BoxInst's colour threshold (.3): the term then only cuts colour edges
+    # (seeds 1 and 2 of the row above, at .1, filled the rings: hole fill 0.89 and 0.88)
+    "boxteacher_feature_pairwise_cut_only": _boxteacher(
+        strong_aug=False, start_iter=500,
+        extra=["MODEL.CONDINST.MASK_LOSSES", str(BOXTEACHER_FEATURE_LOSSES), "MODEL.SIM.PAIRWISE_THRESH", "0.3"]),
     # SIM with its pseudo labels from iteration 500 (the shapes config: 120), after the BoxTeacher finding
     # above, on SIM, whose rows fill the rings' holes (ring AP 12-23 against BoxInst's 31-34 at seeds 2, 4,
     # 5). Unlike BoxTeacher's START_ITER, SIM's loss ramp counts from iteration 0: it starts at 500/1100.
