@@ -74,6 +74,10 @@ METHODS = {
     "boxteacher_late_start": _boxteacher(strong_aug=True, start_iter=500),
     # both: the shapes preset since 2026-11-30 (the name of its first rows)
     "boxteacher_plain_view_late_start": _boxteacher(strong_aug=False, start_iter=500),
+    # the pseudo-mask losses from iteration 800: they freeze the rings' holes as the teacher holds them when
+    # they start, and BoxInst keeps carving the holes after 500 (hole fill 0.38 / 0.48 at 500, 0.25 / 0.31
+    # at 1000, seeds 4 / 5)
+    "boxteacher_plain_view_start_800": _boxteacher(strong_aug=False, start_iter=800),
     # the preset with PseudoMaskLoss weighing pixels by the teacher's certainty |2p - 1|: from iteration 500
     # the preset's rings stop losing their holes (hole fill 0.50 -> 0.45-0.51 at iteration 1000, BoxInst
     # 0.38-0.48 -> 0.25-0.31) while 18 % of the hole pixels sit at teacher probability 0.5-0.9
