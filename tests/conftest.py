@@ -62,3 +62,49 @@ def check_empty_image_and_tiny_boxes(cfg, iteration: int = 200):
     sum(losses.values()).backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     return losses
+
+
+def box_batch_with_gt_masks(config: str, cfg):
+    """One training batch of ``cfg`` (a box view of tiny shapes) on the full view's images, and the
+    full view's batch (the loader is seeded alike, so the two hold the same images and objects)."""
+    from detectron2.structures import Instances
+
+    from wsis_d2.engine.trainer import Trainer
+
+    batch = next(iter(Trainer.build_train_loader(cfg)))
+    full_cfg = small_config(config, train="tiny_full")
+    full_cfg.INPUT.MASK_FORMAT = "bitmask"
+    full = next(iter(Trainer.build_train_loader(full_cfg)))
+    batch = [dict(b, image=f["image"], instances=Instances(f["instances"].image_size,
+                                                           gt_boxes=f["instances"].gt_boxes,
+                                                           gt_classes=f["instances"].gt_classes))
+             for b, f in zip(batch, full)]
+    return batch, full
+
+
+def teacher_from_gt_masks(model, full_inputs):
+    """Replace a teacher-student ``model``'s teacher predictions by the GT masks (score .9) and features
+    along channel 1 on the objects, channel 2 off them (on the feature grid of the padded batch, as
+    CondInst's): a teacher that knows the answer."""
+    from detectron2.structures import Instances
+
+    teacher = model.teacher.model
+    stride, divisibility = teacher.mask_branch.out_stride, teacher.size_divisibility
+
+    def predictions(batched_inputs, with_mask_feats=False):
+        outputs = []
+        batch_h, batch_w = (max(x["image"].shape[d] for x in batched_inputs) for d in (-2, -1))
+        for x, full in zip(batched_inputs, full_inputs):
+            gt = full["instances"]
+            masks = gt.gt_masks.tensor.float()
+            h, w = masks.shape[-2:]
+            inst = Instances((h, w), pred_boxes=gt.gt_boxes.clone(), scores=torch.full((len(gt),), 0.9),
+                             pred_classes=gt.gt_classes, pred_mask_probs=masks * 0.95)
+            padded = [(d + divisibility - 1) // divisibility * divisibility for d in (batch_h, batch_w)]
+            feats = torch.zeros((16, padded[0] // stride, padded[1] // stride))
+            on_object = masks.amax(0)[::stride, ::stride] > 0
+            feats[1, : on_object.shape[0], : on_object.shape[1]] = on_object.float()
+            feats[2] = 1.0 - feats[1]
+            outputs.append({"instances": inst, "mask_feats": feats})
+        return outputs
+    model.teacher_predictions = predictions

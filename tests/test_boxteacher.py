@@ -10,7 +10,7 @@ from wsis_d2.evaluation.pseudo_masks import pseudo_mask_ious
 from wsis_d2.modeling.losses import weighted_dice_loss
 from wsis_d2.modeling.teacher import MeanTeacher, assign_pseudo_masks, ema_momentum, mask_aware_scores
 
-from .conftest import small_config
+from .conftest import box_batch_with_gt_masks, small_config, teacher_from_gt_masks
 
 
 def test_ema_update_maths_and_teacher_never_trains():
@@ -281,30 +281,33 @@ def test_pseudo_mask_losses_start_at_start_iter_without_running_the_teacher(tiny
     assert calls and torch.isfinite(late["loss_pseudo_mask"])  # from START_ITER on the teacher labels the batch
 
 
-def test_teacher_feature_pairwise_option_runs_the_teacher_from_iteration_0(tiny_shapes):
+def test_teacher_feature_pairwise_option_runs_the_teacher_before_start_iter(tiny_shapes):
     """With SIM's pairwise term the student reads the teacher's features before START_ITER as well,
-    while the pseudo-mask losses still wait for it."""
+    while the teacher's masks still wait for it."""
     losses = ["ProjectionLoss", "TeacherFeaturePairwiseLoss", "PseudoMaskLoss", "PseudoAffinityLoss"]
     cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box", MODEL__BOX_TEACHER__START_ITER="300",
-                       MODEL__CONDINST__MASK_LOSSES=str(losses))
+                       MODEL__BOX_TEACHER__WARMUP_ITERS="0", MODEL__CONDINST__MASK_LOSSES=str(losses))
     torch.manual_seed(0)
     model = Trainer.build_model(cfg)
     assert model.student_reads_teacher_features
-    batch = next(iter(Trainer.build_train_loader(cfg)))
+    batch, full = box_batch_with_gt_masks("BoxTeacher/R18_shapes.yaml", cfg)
+    teacher_from_gt_masks(model, full)  # claims every GT box
     teacher_feats = [out["mask_feats"] for out in model.teacher_predictions(batch, with_mask_feats=True)]
-    with EventStorage(0):
-        inputs = model.student_inputs(batch)
-        early = model(batch)
-    for x, feats, student_input in zip(batch, teacher_feats, inputs):
-        assert torch.equal(student_input["teacher_mask_feats"], feats)
-        assert not student_input["instances"].gt_pseudo_weights.any()
-        assert student_input["instances"].gt_pseudo_masks.shape == (len(x["instances"]),) + x["image"].shape[-2:]
-    assert early["loss_pseudo_mask"].item() == 0 and torch.isfinite(early["loss_pairwise"])
-    with EventStorage(305):
-        late = model(batch)
-    assert all(torch.isfinite(v) for v in late.values())
-    sum(late.values()).backward()
-    assert all(p.grad is None for p in model.teacher.parameters())
+    for iteration, claimed in ((250, False), (305, True)):  # the pairwise warm-up is over by 250
+        with EventStorage(iteration):
+            inputs = model.student_inputs(batch)
+            losses = model.student(inputs)
+        for x, feats, student_input in zip(batch, teacher_feats, inputs):
+            assert torch.equal(student_input["teacher_mask_feats"], feats)
+            weights = student_input["instances"].gt_pseudo_weights
+            assert bool(weights.gt(0).all()) if claimed else not weights.any(), iteration
+        assert (losses["loss_pseudo_mask"].item() > 0) == claimed
+        with EventStorage(iteration):  # one teacher feature everywhere: the edges are colour's alone
+            uniform = model.student([dict(x, teacher_mask_feats=torch.ones_like(x["teacher_mask_feats"]))
+                                     for x in inputs])
+        assert not torch.isclose(uniform["loss_pairwise"], losses["loss_pairwise"])
+    sum(losses.values()).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.student.parameters())
 
     cfg.MODEL.CONDINST.MASK_LOSSES = ["ProjectionLoss", "PairwiseColorLoss"]
     plain = Trainer.build_model(cfg)

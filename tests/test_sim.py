@@ -11,7 +11,7 @@ from wsis_d2.engine.trainer import Trainer
 from wsis_d2.modeling.sim import (ClassPrototypes, ObjectBank, paste_objects,
                                   semantic_pseudo_label, semantic_pseudo_mask_loss, sinkhorn)
 
-from .conftest import check_empty_image_and_tiny_boxes, small_config
+from .conftest import box_batch_with_gt_masks, check_empty_image_and_tiny_boxes, small_config, teacher_from_gt_masks
 
 
 def test_sinkhorn_rows_sum_to_one_and_columns_share_equally():
@@ -228,46 +228,14 @@ def test_teacher_feature_pairwise_loss_needs_a_teacher(tiny_shapes):
         no_teacher.similar_edges(3, 1, 0.1, with_teacher_features=True)
 
 
-def _teacher_from_gt_masks(model, full_inputs):
-    """Replace the teacher's predictions by the GT masks (score .9) and features along channel 1
-    on the objects, channel 2 off them (on the feature grid of the padded batch, as CondInst's): a
-    teacher that knows the answer."""
-    def predictions(batched_inputs, with_mask_feats=False):
-        outputs = []
-        batch_h, batch_w = (max(x["image"].shape[d] for x in batched_inputs) for d in (-2, -1))
-        for x, full in zip(batched_inputs, full_inputs):
-            gt = full["instances"]
-            masks = gt.gt_masks.tensor.float()
-            h, w = masks.shape[-2:]
-            inst = Instances((h, w), pred_boxes=gt.gt_boxes.clone(), scores=torch.full((len(gt),), 0.9),
-                             pred_classes=gt.gt_classes, pred_mask_probs=masks * 0.95)
-            stride = model.feature_stride
-            padded = [(d + 31) // 32 * 32 for d in (batch_h, batch_w)]  # the config's size divisibility
-            feats = torch.zeros((16, padded[0] // stride, padded[1] // stride))
-            on_object = masks.amax(0)[::stride, ::stride] > 0
-            feats[1, : on_object.shape[0], : on_object.shape[1]] = on_object.float()
-            feats[2] = 1.0 - feats[1]
-            outputs.append({"instances": inst, "mask_feats": feats})
-        return outputs
-    model.teacher_predictions = predictions
-
-
 @pytest.mark.parametrize("pairwise", ["PairwiseColorLoss", "TeacherFeaturePairwiseLoss"])
 def test_sim_trains_from_boxes_with_prototypes_pseudo_labels_and_copy_paste(tiny_shapes, pairwise):
     cfg = small_config("SIM/R18_shapes.yaml", train="tiny_box", MODEL__SIM__START_ITER="0",
                        MODEL__SIM__COPY_PASTE__PROB="1.0", MODEL__SIM__COPY_PASTE__MIN_AREA="1",
                        MODEL__CONDINST__MASK_LOSSES=f"['ProjectionLoss', '{pairwise}', 'SemanticPseudoMaskLoss']")
     model = Trainer.build_model(cfg)
-    batch = next(iter(Trainer.build_train_loader(cfg)))
-    full_cfg = small_config("SIM/R18_shapes.yaml", train="tiny_full")
-    full_cfg.INPUT.MASK_FORMAT = "bitmask"
-    full = next(iter(Trainer.build_train_loader(full_cfg)))
-    # the same images with masks, for the fake teacher (the loader is seeded alike)
-    batch = [dict(b, image=f["image"], instances=Instances(f["instances"].image_size,
-                                                           gt_boxes=f["instances"].gt_boxes,
-                                                           gt_classes=f["instances"].gt_classes)) for b, f in
-             zip(batch, full)]
-    _teacher_from_gt_masks(model, full)
+    batch, full = box_batch_with_gt_masks("SIM/R18_shapes.yaml", cfg)
+    teacher_from_gt_masks(model, full)
     before = model.prototypes.prototypes.clone()
     seen = sorted(set(torch.cat([f["instances"].gt_classes for f in full]).tolist()))
     e1 = torch.tensor([0.0, 1.0] + [0.0] * 14)  # the features on the objects

@@ -68,8 +68,15 @@ class BoxTeacher(TeacherStudent):
             "input_format": cfg.INPUT.FORMAT,
         }
 
-    def _with_pseudo_masks(self, gt: Instances, masks: torch.Tensor, weights: torch.Tensor) -> Instances:
+    @staticmethod
+    def _with_pseudo_masks(gt: Instances, masks: torch.Tensor, weights: torch.Tensor) -> Instances:
         return Instances(gt.image_size, **gt.get_fields(), gt_pseudo_masks=masks, gt_pseudo_weights=weights)
+
+    def _unclaimed(self, x: Dict) -> Instances:
+        """An input's GT instances with every box unclaimed (empty pseudo masks, weight 0)."""
+        gt = x["instances"].to(self.device)
+        return self._with_pseudo_masks(gt, torch.zeros((len(gt),) + gt.image_size, device=self.device),
+                                       torch.zeros(len(gt), device=self.device))
 
     @torch.no_grad()
     def pseudo_label(self, batched_inputs: List[Dict]) -> List[Instances]:
@@ -80,22 +87,21 @@ class BoxTeacher(TeacherStudent):
 
     @torch.no_grad()
     def student_inputs(self, batched_inputs: List[Dict]) -> List[Dict]:
-        """Pseudo-labelled GT instances (all unclaimed, empty masks of weight 0, before ``start_iter``:
-        the pseudo-mask losses are off, so the teacher's pass is skipped unless a loss reads its
-        features); the image strongly jittered (photometric: boxes stay)."""
-        early = get_event_storage().iter < self.start_iter
+        """Pseudo-labelled GT instances (all unclaimed before ``start_iter``: the pseudo-mask losses are
+        off, so the teacher's pass is skipped unless a loss reads its features); the image strongly
+        jittered (photometric: boxes stay); ``teacher_mask_feats`` when a loss reads them."""
         with_feats = self.student_reads_teacher_features
-        student_inputs = []
-        if early and not with_feats:
-            claimed = [(x["instances"].to(self.device), None, None, {}) for x in batched_inputs]
+        if get_event_storage().iter < self.start_iter:
+            labelled = [self._unclaimed(x) for x in batched_inputs]
+            outputs = self.teacher_predictions(batched_inputs, with_mask_feats=True) if with_feats else None
         else:
             claimed = self.claimed_masks(batched_inputs, with_mask_feats=with_feats)
-        for x, (gt, masks, weights, out) in zip(batched_inputs, claimed):
-            if early:
-                masks = torch.zeros((len(gt),) + gt.image_size, device=self.device)
-                weights = torch.zeros(len(gt), device=self.device)
+            labelled = [self._with_pseudo_masks(gt, masks, weights) for gt, masks, weights, _ in claimed]
+            outputs = [out for *_, out in claimed]
+        student_inputs = []
+        for i, (x, inst) in enumerate(zip(batched_inputs, labelled)):
             image = strong_photometric(x["image"], self.input_format) if self.strong_aug else x["image"]
-            student_inputs.append(dict(x, image=image, instances=self._with_pseudo_masks(gt, masks, weights)))
+            student_inputs.append(dict(x, image=image, instances=inst))
             if with_feats:
-                student_inputs[-1]["teacher_mask_feats"] = out["mask_feats"]
+                student_inputs[-1]["teacher_mask_feats"] = outputs[i]["mask_feats"]
         return student_inputs
