@@ -86,7 +86,10 @@ def plot_pseudo_mask_curves(rows: List[dict], path: Path, with_preset: bool = Fa
     curves = [(r, r["pseudo_mask_curve"]) for r in rows if r.get("pseudo_mask_curve")]
     if not curves:
         return False
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    # the legend goes below both plots, three columns wide: over a plot it hid the curves at 20+ rows
+    legend_columns = 3
+    legend_height = 0.2 * -(-len(curves) // legend_columns) + 0.3  # inches
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5 + legend_height))
     for i, (row, curve) in enumerate(curves):
         iterations = [c[0] for c in curve]
         # matplotlib's colour cycle repeats after 10 lines: a new line style per cycle keeps each legible
@@ -98,9 +101,9 @@ def plot_pseudo_mask_curves(rows: List[dict], path: Path, with_preset: bool = Fa
         ax.set_xlabel("training iteration")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=legend_columns, fontsize=8)
     fig.suptitle("wsis-d2: teacher pseudo-mask quality over training")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, legend_height / (5 + legend_height), 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
