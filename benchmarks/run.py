@@ -4,6 +4,7 @@
     python benchmarks/run.py                              # CPU preset, every method
     python benchmarks/run.py --methods condinst,mask_rcnn
     python benchmarks/run.py --gpu                        # the GPU preset (lent GPU machine)
+    python benchmarks/run.py --preset cpu_2x --methods boxinst,boxteacher   # the CPU schedule doubled
     python benchmarks/run.py --methods boxinst,boxteacher --seeds 1,2,3   # repeats, mean +- std
 
 Each method trains in a fresh process; the rows (see ``ROW_KEYS``) are merged
@@ -135,6 +136,9 @@ for _k in (1, 3, 5):
 # Overrides on top of the shipped R18_shapes configs (which already hold the CPU schedule).
 PRESETS = {
     "cpu": [],
+    # the CPU schedule doubled as detectron2 stretches 1x to 3x: the solver's steps and length only (the LR
+    # and loss warm-ups and BoxTeacher's START_ITER stay); run by hand (~45 min per BoxTeacher run on 1 core)
+    "cpu_2x": ["SOLVER.MAX_ITER", "2200", "SOLVER.STEPS", "(1600, 2000)", "SOLVER.CHECKPOINT_PERIOD", "1100"],
     "gpu": ["MODEL.DEVICE", "cuda", "SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "3000",
             "SOLVER.STEPS", "(2100, 2700)", "SOLVER.WARMUP_ITERS", "300", "DATALOADER.NUM_WORKERS", "4",
             "SOLVER.CHECKPOINT_PERIOD", "1000"],
@@ -485,7 +489,8 @@ def write_results(rows: list, date: str) -> Path:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {list(METHODS)}")
-    parser.add_argument("--gpu", action="store_true", help="use the GPU preset")
+    parser.add_argument("--gpu", action="store_true", help="use the GPU preset (the same as --preset gpu)")
+    parser.add_argument("--preset", choices=list(PRESETS), default="cpu", help="schedule and device overrides")
     parser.add_argument("--seeds", default="",
                         help="comma-separated SEED values: one run per method and seed (default: one unseeded run)")
     parser.add_argument("--output", default=str(ROOT / "output" / "benchmarks"), help="training output root")
@@ -499,7 +504,7 @@ def main(argv=None):
         seeds = [int(x) for x in args.seeds.split(",") if x.strip()] or [None]
     except ValueError:
         parser.error(f"--seeds takes comma-separated integers, got {args.seeds!r}")
-    preset = "gpu" if args.gpu else "cpu"
+    preset = "gpu" if args.gpu else args.preset
     date = datetime.date.today().isoformat()
     out_root = Path(args.output) / f"{date}-{preset}"
     # rows made by another method's run (PointWSSIS's teacher) come from running that method
