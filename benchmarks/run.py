@@ -137,7 +137,8 @@ for _k in (1, 3, 5):
 PRESETS = {
     "cpu": [],
     # the CPU schedule doubled as detectron2 stretches 1x to 3x: the solver's steps and length only (the LR
-    # and loss warm-ups and BoxTeacher's START_ITER stay); run by hand (~45 min per BoxTeacher run on 1 core)
+    # and loss warm-ups and BoxTeacher's START_ITER stay); two runs at a time, one core each, take ~39 min
+    # (BoxInst) and ~57 min (BoxTeacher)
     "cpu_2x": ["SOLVER.MAX_ITER", "2200", "SOLVER.STEPS", "(1600, 2000)", "SOLVER.CHECKPOINT_PERIOD", "1100"],
     "gpu": ["MODEL.DEVICE", "cuda", "SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "3000",
             "SOLVER.STEPS", "(2100, 2700)", "SOLVER.WARMUP_ITERS", "300", "DATALOADER.NUM_WORKERS", "4",

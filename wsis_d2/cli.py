@@ -172,7 +172,8 @@ def _report(argv):
     parser.add_argument("--results", nargs="*", default=None,
                         help="benchmark result JSON files, oldest first (default: all of benchmarks/results/)")
     parser.add_argument("--output-dir", default="output/report")
-    parser.add_argument("--preset", default="cpu", help="benchmark preset to report (cpu | gpu)")
+    parser.add_argument("--preset", default="cpu",
+                        help="benchmark preset to report (cpu | cpu_2x | gpu: benchmarks/run.py's PRESETS)")
     args = parser.parse_args(argv)
     files = args.results or sorted(str(p) for p in Path("benchmarks/results").glob("????-??-??.json"))
     if not files:
