@@ -505,6 +505,8 @@ def main(argv=None):
         seeds = [int(x) for x in args.seeds.split(",") if x.strip()] or [None]
     except ValueError:
         parser.error(f"--seeds takes comma-separated integers, got {args.seeds!r}")
+    if args.gpu and args.preset not in ("cpu", "gpu"):
+        parser.error(f"--gpu is --preset gpu; it cannot be combined with --preset {args.preset}")
     preset = "gpu" if args.gpu else args.preset
     date = datetime.date.today().isoformat()
     out_root = Path(args.output) / f"{date}-{preset}"
