@@ -102,6 +102,14 @@ METHODS = {
     "boxteacher_feature_pairwise_cut_only": _boxteacher(
         strong_aug=False, start_iter=500,
         extra=["MODEL.CONDINST.MASK_LOSSES", str(BOXTEACHER_FEATURE_LOSSES), "MODEL.SIM.PAIRWISE_THRESH", "0.3"]),
+    # the preset with the teacher's foreground checked against the colours around each box (not in the
+    # reference): on shapes train, 0.70 of the in-box background cells (holes, corners) but 0.013 of the
+    # object cells match a band cell within BoxInst's colour threshold. The teacher's filled holes are the
+    # preset's loss to BoxInst; "ignore" stops the pseudo masks confirming them, "background" carves them
+    "boxteacher_background_color_ignore": _boxteacher(
+        strong_aug=False, start_iter=500, extra=["MODEL.BOX_TEACHER.BACKGROUND_COLOR.MODE", "ignore"]),
+    "boxteacher_background_color": _boxteacher(
+        strong_aug=False, start_iter=500, extra=["MODEL.BOX_TEACHER.BACKGROUND_COLOR.MODE", "background"]),
     # SIM with its pseudo labels from iteration 500 (the shapes config: 120), after the BoxTeacher finding
     # above, on SIM, whose rows fill the rings' holes (ring AP 12-23 against BoxInst's 31-34 at seeds 2, 4,
     # 5). Unlike BoxTeacher's START_ITER, SIM's loss ramp counts from iteration 0: it starts at 500/1100.

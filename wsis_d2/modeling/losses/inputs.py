@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from detectron2.structures import BitMasks, Instances, PolygonMasks
 
+from .background_color import background_colored
 from .box_targets import box_masks
 from .pairwise import color_similarity, rgb_to_lab, to_rgb, unit_feature_similarity, valid_edges
 
@@ -78,6 +79,11 @@ class MaskLossInputs:
             raise NotImplementedError(f"{type(self).__name__} cannot weigh its edges by teacher features")
         similarity, valid = self.color_graph(size, dilation)
         return (similarity >= thresh) & valid
+
+    def background_colored(self, band: int, max_samples: int, thresh: float) -> torch.Tensor:
+        """(n, 1, h, w) bool: cells inside each instance's GT box with the colour of the band of ``band`` cells
+        around the box (:func:`~wsis_d2.modeling.losses.background_color.background_colored`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot compare colours inside and around a box")
 
     def normalized_images(self, per_instance: bool = True) -> torch.Tensor:
         """Normalised input images at the logits' resolution: (n, 3, h, w) per instance,
@@ -148,6 +154,7 @@ class ImageFrameInputs(MaskLossInputs):
         self.mask_feat_stride = mask_feat_stride
         self.teacher_feats = teacher_feats
         self._graphs: Dict[tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
+        self._lab = None
 
     def __len__(self):
         return int(self.im_inds.numel())
@@ -227,25 +234,39 @@ class ImageFrameInputs(MaskLossInputs):
         h, w = self.padded_size
         return self._per_instance(coords) / coords[0].new_tensor([w, h]), self._per_instance(labels)
 
-    def image_color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Per image (computed once, shared by its instances): similarity and validity (N, K, H/s, W/s).
-
-        The image is average-pooled to the stride and converted to LAB on its
-        device; padding and the bottom ``bottom_pixels_removed`` original rows
-        (rescaled) are not part of the graph.
-        """
-        key = (size, dilation)
-        if key not in self._graphs:
+    def lab_cells(self) -> torch.Tensor:
+        """(N, 3, H/s, W/s) each image average-pooled to the stride, in CIE LAB (computed once, on its device)."""
+        if self._lab is None:
             s = self.stride
             rgb = to_rgb(self.raw_images, self.image_format) / 255.0
-            lab = rgb_to_lab(F.avg_pool2d(rgb.clamp(0, 1), kernel_size=s, stride=s))
-            n, _, h, w = lab.shape
-            valid = torch.zeros((n, 1, h, w), dtype=torch.bool, device=lab.device)
-            for i, ((img_h, img_w), orig_h) in enumerate(zip(self.image_sizes, self.original_heights)):
-                removed = int(round(self.bottom_pixels_removed * img_h / float(orig_h)))
-                valid[i, 0, : max(img_h - removed, 0) // s, : img_w // s] = True
-            self._graphs[key] = (color_similarity(lab, size, dilation), valid_edges(valid, size, dilation))
+            self._lab = rgb_to_lab(F.avg_pool2d(rgb.clamp(0, 1), kernel_size=s, stride=s))
+        return self._lab
+
+    def valid_cells(self) -> torch.Tensor:
+        """(N, 1, H/s, W/s) bool: cells of the image, not padding nor the bottom ``bottom_pixels_removed``
+        original rows (rescaled)."""
+        n, _, h, w = self.lab_cells().shape
+        s = self.stride
+        valid = torch.zeros((n, 1, h, w), dtype=torch.bool, device=self.raw_images.device)
+        for i, ((img_h, img_w), orig_h) in enumerate(zip(self.image_sizes, self.original_heights)):
+            removed = int(round(self.bottom_pixels_removed * img_h / float(orig_h)))
+            valid[i, 0, : max(img_h - removed, 0) // s, : img_w // s] = True
+        return valid
+
+    def image_color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Per image (computed once, shared by its instances): similarity and validity (N, K, H/s, W/s)
+        of the edges between :meth:`valid_cells`."""
+        key = (size, dilation)
+        if key not in self._graphs:
+            self._graphs[key] = (color_similarity(self.lab_cells(), size, dilation),
+                                 valid_edges(self.valid_cells(), size, dilation))
         return self._graphs[key]
+
+    def background_colored(self, band: int, max_samples: int, thresh: float) -> torch.Tensor:
+        lab = self.lab_cells()
+        in_box = self.box_masks(*lab.shape[-2:])[:, None] >= 0.5
+        return background_colored(self.select(lab), in_box, self.select(self.valid_cells()), band, max_samples,
+                                  thresh)
 
     def color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
         similarity, valid = self.image_color_graph(size, dilation)

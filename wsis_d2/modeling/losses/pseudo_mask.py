@@ -8,13 +8,17 @@
   reference) each pixel also counts by the teacher's certainty |2p - 1|, so pixels the
   teacher is split on are left to the box losses; with
   ``MODEL.BOX_TEACHER.FOREGROUND_PIXEL_WEIGHT`` a < 1 (not in the reference: 1) the pixels
-  the teacher calls foreground count a times as much as those it calls background;
+  the teacher calls foreground count a times as much as those it calls background; with
+  ``MODEL.BOX_TEACHER.BACKGROUND_COLOR.MODE`` (not in the reference: off) the teacher's
+  foreground on cells coloured like the band around the box
+  (:mod:`~wsis_d2.modeling.losses.background_color`) is left out ("ignore") or made
+  background ("background");
 - noise-reduced mask affinity loss (:func:`pseudo_affinity_loss`), on the soft mask.
 
 Both are off before ``MODEL.BOX_TEACHER.START_ITER`` and then ramp up linearly over
 ``MODEL.BOX_TEACHER.WARMUP_ITERS``.
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +53,7 @@ class PseudoMaskLoss(nn.Module):
     (``MODEL.BOX_TEACHER.MASK_WEIGHT``, ``MASK_THRESH``)."""
 
     LABELS = ("pseudo_masks",)
+    BACKGROUND_COLOR_MODES = ("", "ignore", "background")
 
     def __init__(self, cfg):
         super().__init__()
@@ -61,9 +66,16 @@ class PseudoMaskLoss(nn.Module):
         if not self.foreground_pixel_weight > 0:
             raise ValueError("MODEL.BOX_TEACHER.FOREGROUND_PIXEL_WEIGHT must be > 0 (0 would drop the teacher's "
                              f"foreground from the dice), got {self.foreground_pixel_weight}")
+        background_color = cfg.MODEL.BOX_TEACHER.BACKGROUND_COLOR
+        if background_color.MODE not in self.BACKGROUND_COLOR_MODES:
+            raise ValueError(f"MODEL.BOX_TEACHER.BACKGROUND_COLOR.MODE must be one of {self.BACKGROUND_COLOR_MODES}, "
+                             f"got {background_color.MODE!r}")
+        self.background_color = background_color
 
-    def pixel_weights(self, pseudo: torch.Tensor, target: torch.Tensor) -> Optional[torch.Tensor]:
-        """(n, 1, h, w) soft pseudo masks and their binary targets -> the dice's pixel weights, or None (all 1)."""
+    def pixel_weights(self, pseudo: torch.Tensor, target: torch.Tensor,
+                      ignored: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+        """(n, 1, h, w) soft pseudo masks, their binary targets and (optional) bool cells left out ->
+        the dice's pixel weights, or None (all 1)."""
         weights = None
         if self.confidence_pixel_weights:
             # |2p - 1|: 1 where the teacher is sure, 0 where it is split (its boundary, a half-carved hole)
@@ -73,15 +85,30 @@ class PseudoMaskLoss(nn.Module):
             # background inside the box is the news and its foreground the suspect part
             scale = torch.where(target > 0, self.foreground_pixel_weight, 1.0).to(pseudo)
             weights = scale if weights is None else weights * scale
+        if ignored is not None:
+            kept = (~ignored).to(pseudo)
+            weights = kept if weights is None else weights * kept
         return weights
+
+    def background_color_check(self, target: torch.Tensor,
+                               inputs: MaskLossInputs) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(n, 1, h, w) binary targets -> the targets after ``BACKGROUND_COLOR.MODE`` and the cells it leaves
+        out (None: none)."""
+        config = self.background_color
+        if not config.MODE:
+            return target, None
+        colored = inputs.background_colored(config.BAND, config.SAMPLES, config.THRESH)
+        if config.MODE == "background":
+            return target * ~colored, None
+        return target, colored & (target > 0)
 
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
         if mask_logits.shape[0] == 0:
             return {"loss_pseudo_mask": mask_logits.sum() * 0}
         pseudo, weights = inputs.pseudo_masks()
         ramp = linear_ramp(inputs.iteration, self.warmup_iters, self.start_iter)
-        target = (pseudo > self.mask_thresh).to(pseudo.dtype)
-        loss = weighted_dice_loss(mask_logits.sigmoid(), target, weights, self.pixel_weights(pseudo, target))
+        target, ignored = self.background_color_check((pseudo > self.mask_thresh).to(pseudo.dtype), inputs)
+        loss = weighted_dice_loss(mask_logits.sigmoid(), target, weights, self.pixel_weights(pseudo, target, ignored))
         return {"loss_pseudo_mask": self.weight * ramp * loss}
 
 
