@@ -11,6 +11,8 @@ from wsis_d2.modeling.losses import ImageFrameInputs, PseudoMaskLoss
 from wsis_d2.modeling.losses.background_color import background_colored, band_samples
 from wsis_d2.modeling.losses.pairwise import rgb_to_lab
 
+from .conftest import check_empty_image_and_tiny_boxes, small_config
+
 BACKGROUND = (50.0, 0.0, 0.0)
 OBJECT = (80.0, 20.0, -10.0)
 
@@ -119,3 +121,12 @@ def test_pseudo_mask_loss_background_color_modes_hand_case():
     assert plain.item() == pytest.approx(0.5 * (1 - 2 / 2.75), rel=1e-4)
     with pytest.raises(ValueError, match="BACKGROUND_COLOR.MODE"):
         PseudoMaskLoss(loss_config("grabcut"))
+
+
+@pytest.mark.parametrize("mode", ["ignore", "background"])
+def test_boxteacher_with_the_check_trains_on_empty_images_and_tiny_boxes(tiny_shapes, mode):
+    cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box",
+                       MODEL__BOX_TEACHER__BACKGROUND_COLOR__MODE=mode)
+    torch.manual_seed(0)
+    losses = check_empty_image_and_tiny_boxes(cfg, iteration=600)  # past START_ITER: the check runs
+    assert "loss_pseudo_mask" in losses
