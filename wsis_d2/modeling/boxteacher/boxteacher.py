@@ -98,10 +98,12 @@ class BoxTeacher(TeacherStudent):
             claimed = self.claimed_masks(batched_inputs, with_mask_feats=with_feats)
             labelled = [self._with_pseudo_masks(gt, masks, weights) for gt, masks, weights, _ in claimed]
             outputs = [out for *_, out in claimed]
+        teacher_feats = [out["mask_feats"] for out in outputs] if with_feats else [None] * len(labelled)
         student_inputs = []
-        for i, (x, inst) in enumerate(zip(batched_inputs, labelled)):
+        for x, inst, feats in zip(batched_inputs, labelled, teacher_feats):
             image = strong_photometric(x["image"], self.input_format) if self.strong_aug else x["image"]
-            student_inputs.append(dict(x, image=image, instances=inst))
-            if with_feats:
-                student_inputs[-1]["teacher_mask_feats"] = outputs[i]["mask_feats"]
+            student_input = dict(x, image=image, instances=inst)
+            if feats is not None:
+                student_input["teacher_mask_feats"] = feats
+            student_inputs.append(student_input)
         return student_inputs
