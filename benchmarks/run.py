@@ -103,8 +103,8 @@ METHODS = {
         strong_aug=False, start_iter=500,
         extra=["MODEL.CONDINST.MASK_LOSSES", str(BOXTEACHER_FEATURE_LOSSES), "MODEL.SIM.PAIRWISE_THRESH", "0.3"]),
     # the preset with the teacher's foreground checked against the colours around each box (not in the
-    # reference): on shapes train, 0.70 of the in-box background cells (holes, corners) but 0.013 of the
-    # object cells match a band cell within BoxInst's colour threshold. The teacher's filled holes are the
+    # reference): on shapes train, 0.697 of the in-box cells off the object (holes, corners) but 0.012 of
+    # those on it match a band cell within BoxInst's colour threshold (benchmarks/background_color_check.py). The teacher's filled holes are the
     # preset's loss to BoxInst; "ignore" stops the pseudo masks confirming them, "background" carves them
     "boxteacher_background_color_ignore": _boxteacher(
         strong_aug=False, start_iter=500, extra=["MODEL.BOX_TEACHER.BACKGROUND_COLOR.MODE", "ignore"]),
