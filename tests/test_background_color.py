@@ -130,3 +130,28 @@ def test_boxteacher_with_the_check_trains_on_empty_images_and_tiny_boxes(tiny_sh
     torch.manual_seed(0)
     losses = check_empty_image_and_tiny_boxes(cfg, iteration=600)  # past START_ITER: the check runs
     assert "loss_pseudo_mask" in losses
+
+
+def test_benchmark_counts_flagged_cells_on_and_off_the_object():
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+    import pycocotools.mask as mask_util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "background_color_check.py"
+    spec = importlib.util.spec_from_file_location("background_color_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # a red ring on grey, 32 x 32 px: object pixels [8:24, 8:24] with a grey hole [12:20, 12:20]
+    image = np.full((32, 32, 3), 128, np.uint8)
+    image[8:24, 8:24] = (200, 30, 30)
+    image[12:20, 12:20] = 128
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 1
+    mask[12:20, 12:20] = 0
+    annotation = {"segmentation": mask_util.encode(np.asfortranarray(mask)), "bbox": [8, 8, 16, 16]}
+    on_flagged, on, off_flagged, off = module.cell_shares(image, [annotation], stride=4, band=2, samples=64,
+                                                          thresh=0.3)
+    # 4 x 4 in-box cells: the 2 x 2 hole off the object, all flagged; the 12 ring cells on it, none
+    assert (on_flagged, on, off_flagged, off) == (0, 12, 4, 4)
