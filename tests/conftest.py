@@ -108,3 +108,4 @@ def teacher_from_gt_masks(model, full_inputs):
             outputs.append({"instances": inst, "mask_feats": feats})
         return outputs
     model.teacher_predictions = predictions
+    model.teacher_mask_features = lambda batched_inputs: [out["mask_feats"] for out in predictions(batched_inputs)]

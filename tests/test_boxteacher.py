@@ -281,7 +281,7 @@ def test_pseudo_mask_losses_start_at_start_iter_without_running_the_teacher(tiny
     assert calls and torch.isfinite(late["loss_pseudo_mask"])  # from START_ITER on the teacher labels the batch
 
 
-def test_teacher_feature_pairwise_option_runs_the_teacher_before_start_iter(tiny_shapes):
+def test_teacher_feature_pairwise_option_reads_teacher_features_before_start_iter(tiny_shapes):
     """With SIM's pairwise term the student reads the teacher's features before START_ITER as well,
     while the teacher's masks still wait for it."""
     losses = ["ProjectionLoss", "TeacherFeaturePairwiseLoss", "PseudoMaskLoss", "PseudoAffinityLoss"]
@@ -291,12 +291,20 @@ def test_teacher_feature_pairwise_option_runs_the_teacher_before_start_iter(tiny
     model = Trainer.build_model(cfg)
     assert model.student_reads_teacher_features
     batch, full = box_batch_with_gt_masks("BoxTeacher/R18_shapes.yaml", cfg)
+    # before START_ITER only the teacher's backbone and mask branch run: the same features
+    predicted = model.teacher_predictions(batch, with_mask_feats=True)
+    for feats, out in zip(model.teacher_mask_features(batch), predicted):
+        assert torch.equal(feats, out["mask_feats"])
     teacher_from_gt_masks(model, full)  # claims every GT box
     teacher_feats = [out["mask_feats"] for out in model.teacher_predictions(batch, with_mask_feats=True)]
+    predictions, detections = model.teacher_predictions, []
+    model.teacher_predictions = lambda *args, **kwargs: detections.append(1) or predictions(*args, **kwargs)
     for iteration, claimed in ((250, False), (305, True)):  # the pairwise warm-up is over by 250
+        detections.clear()
         with EventStorage(iteration):
             inputs = model.student_inputs(batch)
             losses = model.student(inputs)
+        assert bool(detections) == claimed  # the teacher detects only once its masks are used
         for x, feats, student_input in zip(batch, teacher_feats, inputs):
             assert torch.equal(student_input["teacher_mask_feats"], feats)
             weights = student_input["instances"].gt_pseudo_weights

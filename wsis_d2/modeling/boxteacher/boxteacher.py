@@ -14,8 +14,8 @@ loss needs its features). Evaluation uses the teacher by default.
 Not in the reference, an option: SIM's pairwise term (``TeacherFeaturePairwiseLoss``
 in ``MODEL.CONDINST.MASK_LOSSES`` in place of ``PairwiseColorLoss``) keeps only the
 colour edges that the teacher's mask features also call alike (threshold: SIM's
-``MODEL.SIM.PAIRWISE_THRESH``); the teacher then runs from iteration 0 and every
-student input carries ``teacher_mask_feats``.
+``MODEL.SIM.PAIRWISE_THRESH``); every student input then carries ``teacher_mask_feats``,
+from iteration 0 (before ``START_ITER`` only the teacher's backbone and mask branch run).
 
 Deviations from the reference: the teacher runs in eval mode (the reference
 keeps train-mode BN) on the student's resized images (not at test resolution),
@@ -88,17 +88,19 @@ class BoxTeacher(TeacherStudent):
     @torch.no_grad()
     def student_inputs(self, batched_inputs: List[Dict]) -> List[Dict]:
         """Pseudo-labelled GT instances (all unclaimed before ``start_iter``: the pseudo-mask losses are
-        off, so the teacher's pass is skipped unless a loss reads its features); the image strongly
+        off: the teacher's detections are skipped, and its features computed only if a loss reads them); the image strongly
         jittered (photometric: boxes stay); ``teacher_mask_feats`` when a loss reads them."""
         with_feats = self.student_reads_teacher_features
+        teacher_feats = [None] * len(batched_inputs)
         if get_event_storage().iter < self.start_iter:
             labelled = [self._unclaimed(x) for x in batched_inputs]
-            outputs = self.teacher_predictions(batched_inputs, with_mask_feats=True) if with_feats else None
+            if with_feats:
+                teacher_feats = self.teacher_mask_features(batched_inputs)
         else:
             claimed = self.claimed_masks(batched_inputs, with_mask_feats=with_feats)
             labelled = [self._with_pseudo_masks(gt, masks, weights) for gt, masks, weights, _ in claimed]
-            outputs = [out for *_, out in claimed]
-        teacher_feats = [out["mask_feats"] for out in outputs] if with_feats else [None] * len(labelled)
+            if with_feats:
+                teacher_feats = [out["mask_feats"] for *_, out in claimed]
         student_inputs = []
         for x, inst, feats in zip(batched_inputs, labelled, teacher_feats):
             image = strong_photometric(x["image"], self.input_format) if self.strong_aug else x["image"]

@@ -6,7 +6,7 @@ features (:class:`MaskBranch`). Training computes the mask losses named in
 ``MODEL.CONDINST.MASK_LOSSES`` on the positives' mask logits, so the same
 detector trains from masks (``dice``) or, in other configs, from weak labels.
 """
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from detectron2.config import configurable
@@ -108,6 +108,12 @@ class CondInst(nn.Module):
         images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
         return ImageList.from_tensors(images, self.size_divisibility)
 
+    def encode(self, batched_inputs: List[Dict]) -> Tuple[ImageList, Dict[str, torch.Tensor], torch.Tensor]:
+        """The normalised, padded batch, its FPN features and the mask branch's features (N, C, Hp/t, Wp/t)."""
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensor)
+        return images, features, self.mask_branch(features)
+
     def mask_logits(self, mask_feats: torch.Tensor, im_inds, locations, levels, params) -> torch.Tensor:
         """(n, 1, H/s, W/s) mask logits at ``mask_out_stride`` s for n instances."""
         logits = self.mask_head(mask_feats, self.mask_branch.out_stride, im_inds, locations, levels, params)
@@ -149,9 +155,7 @@ class CondInst(nn.Module):
             with ``pred_boxes``, ``scores``, ``pred_classes``, ``pred_masks``
             (D, H, W) bool at the requested output size.
         """
-        images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensor)
-        mask_feats = self.mask_branch(features)
+        images, features, mask_feats = self.encode(batched_inputs)
 
         if self.training:
             for x in batched_inputs:

@@ -70,6 +70,12 @@ class TeacherStudent(nn.Module):
             model.keep_mask_probs, model.keep_mask_feats = False, False
 
     @torch.no_grad()
+    def teacher_mask_features(self, batched_inputs: List[Dict]) -> List[torch.Tensor]:
+        """The teacher's mask features (C, Hp/t, Wp/t) of each padded input, as :meth:`teacher_predictions`
+        gives them, without its detections and masks."""
+        return list(self.teacher.model.encode(batched_inputs)[2])
+
+    @torch.no_grad()
     def claimed_masks(self, batched_inputs: List[Dict], with_mask_feats: bool = False) -> List[tuple]:
         """Per image: (GT instances on the model's device, the teacher masks that claimed its boxes
         (G, H, W), their weights (G,) (0: unclaimed), the teacher's output dict)."""
