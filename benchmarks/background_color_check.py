@@ -24,6 +24,22 @@ from wsis_d2.modeling.losses.box_targets import box_masks
 from wsis_d2.modeling.losses.pairwise import rgb_to_lab
 
 
+def resized(image_rgb: np.ndarray, annotations: list, short_side: int):
+    """The image and its annotations (masks as RLE, boxes) with the shorter side at ``short_side`` pixels,
+    as detectron2's ResizeShortestEdge gives them to the model in training."""
+    h, w = image_rgb.shape[:2]
+    scale = short_side / min(h, w)
+    size = (int(round(w * scale)), int(round(h * scale)))
+    image = cv2.resize(image_rgb, size, interpolation=cv2.INTER_LINEAR)
+    out = []
+    for a in annotations:
+        mask = cv2.resize(mask_util.decode(a["segmentation"]), size, interpolation=cv2.INTER_NEAREST)
+        x, y, bw, bh = a["bbox"]
+        out.append({"segmentation": mask_util.encode(np.asfortranarray(mask)),
+                    "bbox": [x * scale, y * scale, bw * scale, bh * scale]})
+    return image, out
+
+
 def cell_shares(image_rgb: np.ndarray, annotations: list, stride: int, band: int, samples: int, thresh: float):
     """-> (flagged on object, on-object cells, flagged off object, off-object cells), in-box cells only."""
     h, w = image_rgb.shape[:2]
@@ -49,12 +65,16 @@ def main():
     parser.add_argument("--band", type=int, default=2)
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--thresh", type=float, default=0.3)
+    parser.add_argument("--short-side", type=int, default=0,
+                        help="resize each image's shorter side to this first (the shapes configs train at 112-144)")
+    parser.add_argument("--category", type=int, default=0, help="only objects of this category id (0: all)")
     args = parser.parse_args()
 
     data = json.loads(Path(args.annotations).read_text())
     by_image = defaultdict(list)
     for a in data["annotations"]:
-        by_image[a["image_id"]].append(a)
+        if args.category in (0, a["category_id"]):
+            by_image[a["image_id"]].append(a)
     totals = np.zeros(4)
     images = [im for im in data["images"] if by_image[im["id"]]][: args.num_images]
     for image in images:
@@ -62,9 +82,12 @@ def main():
         bgr = cv2.imread(str(path))
         if bgr is None:
             raise FileNotFoundError(f"{args.annotations}: image {image['id']} file_name {path} cannot be read")
-        totals += cell_shares(bgr[:, :, ::-1].copy(), by_image[image["id"]], args.stride, args.band,
-                              args.samples, args.thresh)
-    print(f"{len(images)} images, stride {args.stride}, band {args.band}, {args.samples} samples, "
+        rgb, annotations = bgr[:, :, ::-1].copy(), by_image[image["id"]]
+        if args.short_side:
+            rgb, annotations = resized(rgb, annotations, args.short_side)
+        totals += cell_shares(rgb, annotations, args.stride, args.band, args.samples, args.thresh)
+    print(f"{len(images)} images, short side {args.short_side or 'as stored'}, category {args.category or 'all'}, "
+          f"stride {args.stride}, band {args.band}, {args.samples} samples, "
           f"threshold {args.thresh}: background-coloured share of in-box cells on the object "
           f"{totals[0] / totals[1]:.3f} ({int(totals[1])} cells), off it {totals[2] / totals[3]:.3f} "
           f"({int(totals[3])} cells)")
