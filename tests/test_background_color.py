@@ -123,6 +123,20 @@ def test_pseudo_mask_loss_background_color_modes_hand_case():
         PseudoMaskLoss(loss_config("grabcut"))
 
 
+def test_pseudo_mask_loss_skips_the_check_before_start_iter():
+    def unused(*args):
+        raise AssertionError("read before START_ITER")
+
+    cfg = loss_config("background")
+    cfg.MODEL.BOX_TEACHER.START_ITER = 10
+    logits = torch.ones((2, 1, 4, 4), requires_grad=True)
+    inputs = SimpleNamespace(iteration=9, pseudo_masks=unused, background_colored=unused)
+    loss = PseudoMaskLoss(cfg)(logits, inputs)["loss_pseudo_mask"]
+    assert loss.item() == 0
+    loss.backward()
+    assert torch.equal(logits.grad, torch.zeros_like(logits))
+
+
 @pytest.mark.parametrize("mode", ["ignore", "background"])
 def test_boxteacher_with_the_check_trains_on_empty_images_and_tiny_boxes(tiny_shapes, mode):
     cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box",

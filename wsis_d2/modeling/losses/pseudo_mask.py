@@ -105,8 +105,11 @@ class PseudoMaskLoss(nn.Module):
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
         if mask_logits.shape[0] == 0:
             return {"loss_pseudo_mask": mask_logits.sum() * 0}
-        pseudo, weights = inputs.pseudo_masks()
         ramp = linear_ramp(inputs.iteration, self.warmup_iters, self.start_iter)
+        if ramp == 0.0:
+            # before START_ITER the teacher has made no pseudo masks yet: skip the dice and the colour check
+            return {"loss_pseudo_mask": mask_logits.sum() * 0}
+        pseudo, weights = inputs.pseudo_masks()
         target, ignored = self.background_color_check((pseudo > self.mask_thresh).to(pseudo.dtype), inputs)
         loss = weighted_dice_loss(mask_logits.sigmoid(), target, weights, self.pixel_weights(pseudo, target, ignored))
         return {"loss_pseudo_mask": self.weight * ramp * loss}
