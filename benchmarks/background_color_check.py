@@ -10,6 +10,7 @@ The GT masks are read here only, to measure; the loss never sees them.
 """
 import argparse
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import numpy as np
 import pycocotools.mask as mask_util
 import torch
 import torch.nn.functional as F
+from detectron2.data import transforms as T
+from detectron2.structures import BoxMode
 
 from wsis_d2.modeling.losses.background_color import background_colored
 from wsis_d2.modeling.losses.box_targets import box_masks
@@ -27,17 +30,14 @@ from wsis_d2.modeling.losses.pairwise import rgb_to_lab
 def resized(image_rgb: np.ndarray, annotations: list, short_side: int):
     """The image and its annotations (masks as RLE, boxes) with the shorter side at ``short_side`` pixels,
     as detectron2's ResizeShortestEdge gives them to the model in training."""
-    h, w = image_rgb.shape[:2]
-    scale = short_side / min(h, w)
-    size = (int(round(w * scale)), int(round(h * scale)))
-    image = cv2.resize(image_rgb, size, interpolation=cv2.INTER_LINEAR)
+    resize = T.ResizeShortestEdge(short_side, max_size=sys.maxsize).get_transform(image_rgb)
     out = []
     for a in annotations:
-        mask = cv2.resize(mask_util.decode(a["segmentation"]), size, interpolation=cv2.INTER_NEAREST)
-        x, y, bw, bh = a["bbox"]
+        mask = resize.apply_segmentation(mask_util.decode(a["segmentation"]))
+        x0, y0, x1, y1 = resize.apply_box(BoxMode.convert(np.array([a["bbox"]]), BoxMode.XYWH_ABS, BoxMode.XYXY_ABS))[0]
         out.append({"segmentation": mask_util.encode(np.asfortranarray(mask)),
-                    "bbox": [x * scale, y * scale, bw * scale, bh * scale]})
-    return image, out
+                    "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]})
+    return resize.apply_image(image_rgb), out
 
 
 def cell_shares(image_rgb: np.ndarray, annotations: list, stride: int, band: int, samples: int, thresh: float):

@@ -7,7 +7,7 @@ from detectron2.config import get_cfg
 from detectron2.structures import Boxes, Instances
 
 from wsis_d2.config import add_wsis_config
-from wsis_d2.modeling.losses import ImageFrameInputs, PseudoMaskLoss
+from wsis_d2.modeling.losses import ImageFrameInputs, PseudoAffinityLoss, PseudoMaskLoss
 from wsis_d2.modeling.losses.background_color import background_colored, band_samples
 from wsis_d2.modeling.losses.pairwise import rgb_to_lab
 
@@ -123,15 +123,17 @@ def test_pseudo_mask_loss_background_color_modes_hand_case():
         PseudoMaskLoss(loss_config("grabcut"))
 
 
-def test_pseudo_mask_loss_skips_the_check_before_start_iter():
+@pytest.mark.parametrize("loss_class", [PseudoMaskLoss, PseudoAffinityLoss])
+def test_pseudo_losses_skip_their_work_before_start_iter(loss_class):
     def unused(*args):
         raise AssertionError("read before START_ITER")
 
     cfg = loss_config("background")
     cfg.MODEL.BOX_TEACHER.START_ITER = 10
     logits = torch.ones((2, 1, 4, 4), requires_grad=True)
-    inputs = SimpleNamespace(iteration=9, pseudo_masks=unused, background_colored=unused)
-    loss = PseudoMaskLoss(cfg)(logits, inputs)["loss_pseudo_mask"]
+    inputs = SimpleNamespace(iteration=9, pseudo_masks=unused, background_colored=unused, color_graph=unused,
+                             box_masks=unused)
+    (loss,) = loss_class(cfg)(logits, inputs).values()
     assert loss.item() == 0
     loss.backward()
     assert torch.equal(logits.grad, torch.zeros_like(logits))

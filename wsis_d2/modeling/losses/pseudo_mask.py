@@ -103,11 +103,9 @@ class PseudoMaskLoss(nn.Module):
         return target, colored & (target > 0)
 
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
-        if mask_logits.shape[0] == 0:
-            return {"loss_pseudo_mask": mask_logits.sum() * 0}
         ramp = linear_ramp(inputs.iteration, self.warmup_iters, self.start_iter)
-        if ramp == 0.0:
-            # before START_ITER the teacher has made no pseudo masks yet: skip the dice and the colour check
+        if mask_logits.shape[0] == 0 or ramp == 0.0:
+            # no instances, or before START_ITER (no pseudo masks yet): skip the dice and the colour check
             return {"loss_pseudo_mask": mask_logits.sum() * 0}
         pseudo, weights = inputs.pseudo_masks()
         target, ignored = self.background_color_check((pseudo > self.mask_thresh).to(pseudo.dtype), inputs)
@@ -160,12 +158,13 @@ class PseudoAffinityLoss(nn.Module):
         self.dilation = cfg.MODEL.BOXINST.PAIRWISE.DILATION
 
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
-        if mask_logits.shape[0] == 0:
+        ramp = linear_ramp(inputs.iteration, self.warmup_iters, self.start_iter)
+        if mask_logits.shape[0] == 0 or ramp == 0.0:
+            # no instances, or before START_ITER (no pseudo masks yet)
             return {"loss_pseudo_affinity": mask_logits.sum() * 0}
         pseudo, weights = inputs.pseudo_masks()
         _, valid = inputs.color_graph(self.size, self.dilation)
         in_box = inputs.box_masks(*mask_logits.shape[-2:])[:, None] >= 0.5
-        ramp = linear_ramp(inputs.iteration, self.warmup_iters, self.start_iter)
         loss = pseudo_affinity_loss(mask_logits, pseudo, weights, valid, in_box, self.size, self.dilation,
                                     self.thresh)
         return {"loss_pseudo_affinity": self.weight * ramp * loss}
