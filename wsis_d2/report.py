@@ -12,12 +12,16 @@ Annotation costs per object (seeded in METHODS.md):
 Pseudo-label views (made from boxes by a program) cost what their boxes cost.
 
 Teacher-student rows that measured their pseudo masks over training (``pseudo_mask_curve``)
-also get a plot of that curve.
+also get a plot of that curve. With a baseline method, seeded settings are compared with it seed by
+seed (:func:`paired_seed_differences`): whether a method is "above" another on a noisy benchmark is
+a question for the paired differences, not for two means.
 """
 import json
 import re
 from pathlib import Path
 from typing import Iterable, List
+
+import numpy as np
 
 MASK_SECONDS = 79.2
 BOX_SECONDS = 7.0
@@ -55,9 +59,12 @@ def seconds_per_object(row: dict) -> float:
     raise ValueError(f"row {row.get('method')!r}: no annotation cost known for train_set {row['train_set']!r}")
 
 
-def load_rows(files: Iterable[str], preset: str = None) -> List[dict]:
+def load_rows(files: Iterable[str], preset: str = None, by_setting: bool = False) -> List[dict]:
     """Rows of benchmark result files (only ``preset``'s when given); a (method, preset, seed) seen
-    again in a later file replaces the earlier row (seeded repeats stay apart)."""
+    again later (a later file, or further down one file) replaces the earlier row (seeded repeats stay
+    apart). With ``by_setting`` a row is keyed by its resolved config (``config_fingerprint``, the
+    method name for rows without one) instead of its method name, so that the seeds of a setting run
+    under two names (a variant that later became the preset) pool, the later run of a seed winning."""
     rows = {}
     for path in files:
         try:
@@ -69,8 +76,55 @@ def load_rows(files: Iterable[str], preset: str = None) -> List[dict]:
             if missing:
                 raise ValueError(f"{path}: row {row.get('method')!r} lacks field(s) {missing}")
             if preset is None or row["preset"] == preset:
-                rows[(row["method"], row["preset"], row.get("seed"))] = row
+                setting = (row.get("config_fingerprint") or row["method"]) if by_setting else row["method"]
+                key = (setting, row["preset"], row.get("seed"))
+                rows.pop(key, None)  # re-inserted: the dict's order stays the order of the runs
+                rows[key] = row
     return list(rows.values())
+
+
+def paired_seed_differences(rows: List[dict], baseline: str) -> List[dict]:
+    """Segm AP of each seeded setting minus ``baseline``'s (a method name) at the seeds both ran.
+
+    ``rows``: :func:`load_rows` ``(by_setting=True)`` of one preset. A setting is a
+    ``config_fingerprint`` (its name: the method names it ran under, newest first). Per setting with
+    at least two seeds in common with the baseline: the seeds, both means, the mean paired difference,
+    its sample standard deviation, the two-sided 95 % Student-t interval of the mean difference, and
+    how many seeds it wins. Seed-to-seed spread on these benchmarks is several AP, so a setting is
+    only shown above (or below) the baseline when that interval excludes 0 (``verdict``).
+    """
+    from scipy import stats
+
+    seeded = [r for r in rows if r.get("seed") is not None]
+    settings = {}
+    for row in seeded:
+        settings.setdefault(row.get("config_fingerprint") or row["method"], []).append(row)
+    base_keys = {key for key, group in settings.items() if any(r["method"] == baseline for r in group)}
+    if not base_keys:
+        raise ValueError(f"no seeded rows of the baseline method {baseline!r}")
+    if len(base_keys) > 1:
+        raise ValueError(f"baseline {baseline!r} ran under {len(base_keys)} configs {sorted(base_keys)}: "
+                         "pass result files of one of them")
+    base = {r["seed"]: r["segm_AP"] for r in settings.pop(base_keys.pop())}
+    table = []
+    for group in settings.values():
+        ap = {r["seed"]: r["segm_AP"] for r in group}
+        seeds = sorted(set(ap) & set(base))
+        if len(seeds) < 2:
+            continue
+        diffs = np.array([ap[s] - base[s] for s in seeds])
+        mean, std = float(diffs.mean()), float(diffs.std(ddof=1))
+        half = float(stats.t.ppf(0.975, len(seeds) - 1) * std / np.sqrt(len(seeds)))
+        low, high = mean - half, mean + half
+        names = list(dict.fromkeys(r["method"] for r in reversed(group)))
+        table.append({"setting": " = ".join(names), "config_fingerprint": group[0].get("config_fingerprint"),
+                      "seeds": seeds,
+                      "segm_AP_mean": round(float(np.mean([ap[s] for s in seeds])), 2),
+                      "baseline_segm_AP_mean": round(float(np.mean([base[s] for s in seeds])), 2),
+                      "mean_difference": round(mean, 2), "difference_std": round(std, 2),
+                      "ci95": (round(low, 2), round(high, 2)), "wins": int((diffs > 0).sum()),
+                      "verdict": "above" if low > 0 else "below" if high < 0 else "not shown either way"})
+    return table
 
 
 def _name(row: dict, with_preset: bool) -> str:
@@ -145,3 +199,22 @@ def write_report(rows: List[dict], out_dir: str) -> dict:
     curves = out / "pseudo_mask_curves.png"
     has_curves = plot_pseudo_mask_curves(table, curves, several_presets)
     return {"table": str(md), "plot": str(png), "curves": str(curves) if has_curves else None, "points": [(r["method"], r["seconds"], r["segm_AP"]) for r in table]}
+
+
+def write_paired_report(rows: List[dict], baseline: str, out_dir: str) -> dict:
+    """Write ``paired_vs_<baseline>.md`` (:func:`paired_seed_differences` of ``rows``) into ``out_dir``;
+    return its path and the table."""
+    table = paired_seed_differences(rows, baseline)
+    lines = [f"Segm AP minus {baseline}'s at the same seeds (mean paired difference, sample std, two-sided 95 % "
+             "Student-t interval; above / below only when the interval excludes 0).", "",
+             f"| setting | config | seeds | segm AP mean | {baseline} mean | difference | std | 95 % interval | wins "
+             "| verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {t['setting']} | {t['config_fingerprint']} | {','.join(map(str, t['seeds']))} | {t['segm_AP_mean']} | "
+              f"{t['baseline_segm_AP_mean']} | {t['mean_difference']:+.2f} | {t['difference_std']} | "
+              f"{t['ci95'][0]:+.2f} .. {t['ci95'][1]:+.2f} | {t['wins']}/{len(t['seeds'])} | {t['verdict']} |"
+              for t in table]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"paired_vs_{baseline}.md"
+    path.write_text("\n".join(lines) + "\n")
+    return {"table": str(path), "rows": table}
