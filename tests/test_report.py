@@ -6,14 +6,21 @@ import pytest
 from wsis_d2.report import load_rows, paired_seed_differences, write_paired_report
 
 
-def _row(method, seed, segm_ap, fingerprint):
-    return {"method": method, "seed": seed, "segm_AP": segm_ap, "config_fingerprint": fingerprint,
-            "train_set": "shapes_box", "preset": "cpu"}
+def _row(method, seed, segm_ap, fingerprint, ring=None):
+    """A seeded row; with ``ring`` its per-class AP: ring and square, whose mean is ``segm_ap``."""
+    row = {"method": method, "seed": seed, "segm_AP": segm_ap, "config_fingerprint": fingerprint,
+           "train_set": "shapes_box", "preset": "cpu"}
+    if ring is not None:
+        row["segm_AP_per_class"] = {"ring": ring, "square": 2 * segm_ap - ring}
+    return row
 
 
 def test_paired_differences_on_a_hand_case(tmp_path):
-    older = [_row("boxinst", 1, 30.0, "base"), _row("boxinst", 2, 28.0, "base"), _row("boxinst", 3, 29.0, "base"),
-             _row("a", 1, 31.0, "fa"), _row("a", 2, 30.0, "fa"), _row("a", 3, 30.5, "fa"),
+    older = [_row("boxinst", 1, 30.0, "base", ring=30.0), _row("boxinst", 2, 28.0, "base", ring=30.0),
+             _row("boxinst", 3, 29.0, "base", ring=30.0),
+             # a: above overall, and more so without the ring class (square: 32 - 30, 34 - 26, 31 - 28)
+             _row("a", 1, 31.0, "fa", ring=30.0), _row("a", 2, 30.0, "fa", ring=26.0),
+             _row("a", 3, 30.5, "fa", ring=30.0),
              # a variant that later became a preset: its seeds pool with the preset's, the later run of seed 2 wins
              _row("b_variant", 1, 25.0, "fb"), _row("b_variant", 2, 99.0, "fb"),
              _row("c", 1, 40.0, "fc"),  # one seed in common: no interval, left out
@@ -23,20 +30,28 @@ def test_paired_differences_on_a_hand_case(tmp_path):
     for name, rows in (("2026-01-01.json", older), ("2026-01-02.json", newer)):
         (tmp_path / name).write_text(json.dumps(rows))
         files.append(str(tmp_path / name))
-    table = {t["config_fingerprint"]: t for t in paired_seed_differences(load_rows(files, by_setting=True), "boxinst")}
+    rows = load_rows(files, by_setting=True)
+    table = {t["config_fingerprint"]: t for t in paired_seed_differences(rows, "boxinst", exclude_classes=["ring"])}
     assert set(table) == {"fa", "fb"}
     a = table["fa"]  # differences 1, 2, 1.5: mean 1.5, std 0.5, t(.975, 2) = 4.3027
     assert a["seeds"] == [1, 2, 3] and a["mean_difference"] == 1.5 and a["difference_std"] == 0.5
     assert a["ci95"] == (pytest.approx(1.5 - 1.24, abs=0.01), pytest.approx(1.5 + 1.24, abs=0.01))
-    assert a["wins"] == 3 and a["verdict"] == "above" and a["segm_AP_mean"] == 30.5
+    assert a["wins"] == 3 and a["verdict"] == "above" and a["mean"] == 30.5 and a["baseline_mean"] == 29.0
+    # without the ring class: square AP differences 2, 8, 3: mean 4.33, std 3.21, interval 4.33 +- 7.98
+    square = a["without_classes"]
+    assert square["mean_difference"] == pytest.approx(4.33) and square["difference_std"] == pytest.approx(3.21)
+    assert square["ci95"] == (pytest.approx(-3.65, abs=0.01), pytest.approx(12.32, abs=0.01))
+    assert square["verdict"] == "not shown either way" and square["wins"] == 3
+    assert table["fb"]["without_classes"] is None  # its rows carry no per-class AP
     b = table["fb"]  # 25 - 30, 26 - 28, 27 - 29: -5, -2, -2
     assert b["setting"] == "b = b_variant" and b["mean_difference"] == -3.0 and b["wins"] == 0
     assert b["verdict"] == "not shown either way"  # std 1.73: the interval (-7.3, 1.3) holds 0
     # by method name (the label-cost table's keying) the variant's seed 2 stays apart
     assert len(load_rows(files)) == len(older) + len(newer)
-    report = write_paired_report(load_rows(files, by_setting=True), "boxinst", str(tmp_path / "out"))
+    report = write_paired_report(rows, "boxinst", str(tmp_path / "out"), exclude_classes=["ring"])
     text = open(report["table"]).read()
     assert "| a | fa | 1,2,3 | 30.5 | 29.0 | +1.50 | 0.5 | +0.26 .. +2.74 | 3/3 | above |" in text
+    assert "other than ring" in text and "| a | fa | 1,2,3 | 32.33 | 28.0 | +4.33 | 3.21 | -3.65 .. +12.32 | 3/3 |" in text
 
 
 def test_paired_differences_name_what_is_wrong():
@@ -46,3 +61,14 @@ def test_paired_differences_name_what_is_wrong():
     with pytest.raises(ValueError, match="ran under 2 configs"):
         paired_seed_differences(rows + [_row("boxinst", 2, 29.0, "changed")], "boxinst")
     assert paired_seed_differences(rows, "boxinst") == []  # one seed in common: nothing to show
+    with pytest.raises(ValueError, match="leaves no class"):
+        paired_seed_differences([_row("boxinst", s, 30.0, "base", ring=30.0) for s in (1, 2)]
+                                + [_row("a", s, 30.0, "fa", ring=30.0) for s in (1, 2)], "boxinst",
+                                exclude_classes=["ring", "square"])
+
+
+def test_load_rows_names_a_file_that_is_not_results(tmp_path):
+    other = tmp_path / "2026-01-01-weak-loss-costs.json"
+    other.write_text(json.dumps({"pairwise": {"seconds": 1.0}}))
+    with pytest.raises(ValueError, match="weak-loss-costs.json: not benchmark results"):
+        load_rows([str(other)])

@@ -7,7 +7,7 @@
     wsis-d2 convert --format instance-png --images DIR --masks DIR --output OUT.json [--category NAME]
     wsis-d2 convert --format labelme --input DIR --output OUT.json
     wsis-d2 pointwssis --semi-json SEMI.json --image-root DIR --config-file C --output-dir O [KEY VALUE ...]
-    wsis-d2 report [--results FILE.json ...] [--output-dir DIR] [--baseline METHOD]
+    wsis-d2 report [--results FILE.json ...] [--output-dir DIR] [--baseline METHOD [--exclude-class C ...]]
     wsis-d2 views --input COCO.json --views box,point,semi_10 [--output-dir DIR --num-points 10 --seed 0]
 """
 import argparse
@@ -177,6 +177,8 @@ def _report(argv):
     parser.add_argument("--baseline", default=None,
                         help="also compare every seeded setting with this method seed by seed "
                              "(paired_vs_<method>.md), e.g. boxinst")
+    parser.add_argument("--exclude-class", nargs="*", default=(),
+                        help="with --baseline: also compare the mean AP of the other classes")
     args = parser.parse_args(argv)
     files = args.results or sorted(str(p) for p in Path("benchmarks/results").glob("????-??-??.json"))
     if not files:
@@ -186,8 +188,10 @@ def _report(argv):
         if not rows:
             raise ValueError(f"no rows of preset {args.preset!r} in {files}")
         paths = write_report(rows, args.output_dir)
-        paired = (write_paired_report(load_rows(files, args.preset, by_setting=True), args.baseline, args.output_dir)
-                  if args.baseline else None)
+        if args.exclude_class and not args.baseline:
+            raise ValueError("--exclude-class compares with a baseline: pass --baseline METHOD too")
+        paired = (write_paired_report(load_rows(files, args.preset, by_setting=True), args.baseline, args.output_dir,
+                                      args.exclude_class) if args.baseline else None)
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     print(f"{len(paths['points'])} rows -> {paths['table']}, {paths['plot']}"

@@ -71,6 +71,8 @@ def load_rows(files: Iterable[str], preset: str = None, by_setting: bool = False
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise ValueError(f"{path}: cannot read benchmark results ({e})") from None
+        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+            raise ValueError(f"{path}: not benchmark results (a JSON list of rows, as benchmarks/run.py writes)")
         for row in data:
             missing = [k for k in ("method", "train_set", "segm_AP", "preset") if k not in row]
             if missing:
@@ -83,7 +85,34 @@ def load_rows(files: Iterable[str], preset: str = None, by_setting: bool = False
     return list(rows.values())
 
 
-def paired_seed_differences(rows: List[dict], baseline: str) -> List[dict]:
+def _paired_stats(values: dict, baseline: dict, seeds: List[int]) -> dict:
+    """Means, mean paired difference, its sample std, two-sided 95 % Student-t interval, wins, verdict."""
+    from scipy import stats
+
+    diffs = np.array([values[s] - baseline[s] for s in seeds])
+    mean, std = float(diffs.mean()), float(diffs.std(ddof=1))
+    half = float(stats.t.ppf(0.975, len(seeds) - 1) * std / np.sqrt(len(seeds)))
+    low, high = mean - half, mean + half
+    return {"mean": round(float(np.mean([values[s] for s in seeds])), 2),
+            "baseline_mean": round(float(np.mean([baseline[s] for s in seeds])), 2),
+            "mean_difference": round(mean, 2), "difference_std": round(std, 2),
+            "ci95": (round(low, 2), round(high, 2)), "wins": int((diffs > 0).sum()),
+            "verdict": "above" if low > 0 else "below" if high < 0 else "not shown either way"}
+
+
+def _classes_but(row: dict, excluded: Iterable[str]):
+    """Mean segm AP over the classes of ``segm_AP_per_class`` not in ``excluded`` (COCO's segm AP is the
+    mean over classes, so this is the AP the row would have without them); None without per-class AP."""
+    per_class = row.get("segm_AP_per_class")
+    if not per_class:
+        return None
+    kept = [ap for name, ap in per_class.items() if name not in excluded]
+    if not kept:
+        raise ValueError(f"row {row['method']!r}: excluding {sorted(excluded)} leaves no class")
+    return float(np.mean(kept))
+
+
+def paired_seed_differences(rows: List[dict], baseline: str, exclude_classes: Iterable[str] = ()) -> List[dict]:
     """Segm AP of each seeded setting minus ``baseline``'s (a method name) at the seeds both ran.
 
     ``rows``: :func:`load_rows` ``(by_setting=True)`` of one preset. A setting is a
@@ -91,10 +120,11 @@ def paired_seed_differences(rows: List[dict], baseline: str) -> List[dict]:
     at least two seeds in common with the baseline: the seeds, both means, the mean paired difference,
     its sample standard deviation, the two-sided 95 % Student-t interval of the mean difference, and
     how many seeds it wins. Seed-to-seed spread on these benchmarks is several AP, so a setting is
-    only shown above (or below) the baseline when that interval excludes 0 (``verdict``).
+    only shown above (or below) the baseline when that interval excludes 0 (``verdict``). With
+    ``exclude_classes``, ``without_classes`` holds the same for the mean AP of the other classes
+    (None where a row lacks ``segm_AP_per_class``): whether a difference comes from a few classes.
     """
-    from scipy import stats
-
+    exclude_classes = set(exclude_classes)
     seeded = [r for r in rows if r.get("seed") is not None]
     settings = {}
     for row in seeded:
@@ -105,25 +135,23 @@ def paired_seed_differences(rows: List[dict], baseline: str) -> List[dict]:
     if len(base_keys) > 1:
         raise ValueError(f"baseline {baseline!r} ran under {len(base_keys)} configs {sorted(base_keys)}: "
                          "pass result files of one of them")
-    base = {r["seed"]: r["segm_AP"] for r in settings.pop(base_keys.pop())}
+    base_rows = {r["seed"]: r for r in settings.pop(base_keys.pop())}
     table = []
     for group in settings.values():
-        ap = {r["seed"]: r["segm_AP"] for r in group}
-        seeds = sorted(set(ap) & set(base))
+        by_seed = {r["seed"]: r for r in group}
+        seeds = sorted(set(by_seed) & set(base_rows))
         if len(seeds) < 2:
             continue
-        diffs = np.array([ap[s] - base[s] for s in seeds])
-        mean, std = float(diffs.mean()), float(diffs.std(ddof=1))
-        half = float(stats.t.ppf(0.975, len(seeds) - 1) * std / np.sqrt(len(seeds)))
-        low, high = mean - half, mean + half
         names = list(dict.fromkeys(r["method"] for r in reversed(group)))
-        table.append({"setting": " = ".join(names), "config_fingerprint": group[0].get("config_fingerprint"),
-                      "seeds": seeds,
-                      "segm_AP_mean": round(float(np.mean([ap[s] for s in seeds])), 2),
-                      "baseline_segm_AP_mean": round(float(np.mean([base[s] for s in seeds])), 2),
-                      "mean_difference": round(mean, 2), "difference_std": round(std, 2),
-                      "ci95": (round(low, 2), round(high, 2)), "wins": int((diffs > 0).sum()),
-                      "verdict": "above" if low > 0 else "below" if high < 0 else "not shown either way"})
+        entry = {"setting": " = ".join(names), "config_fingerprint": group[0].get("config_fingerprint"),
+                 "seeds": seeds, **_paired_stats({s: by_seed[s]["segm_AP"] for s in seeds},
+                                                 {s: base_rows[s]["segm_AP"] for s in seeds}, seeds)}
+        if exclude_classes:
+            values = {s: _classes_but(by_seed[s], exclude_classes) for s in seeds}
+            base = {s: _classes_but(base_rows[s], exclude_classes) for s in seeds}
+            complete = None not in values.values() and None not in base.values()
+            entry["without_classes"] = _paired_stats(values, base, seeds) if complete else None
+        table.append(entry)
     return table
 
 
@@ -201,18 +229,28 @@ def write_report(rows: List[dict], out_dir: str) -> dict:
     return {"table": str(md), "plot": str(png), "curves": str(curves) if has_curves else None, "points": [(r["method"], r["seconds"], r["segm_AP"]) for r in table]}
 
 
-def write_paired_report(rows: List[dict], baseline: str, out_dir: str) -> dict:
+def write_paired_report(rows: List[dict], baseline: str, out_dir: str, exclude_classes: Iterable[str] = ()) -> dict:
     """Write ``paired_vs_<baseline>.md`` (:func:`paired_seed_differences` of ``rows``) into ``out_dir``;
     return its path and the table."""
-    table = paired_seed_differences(rows, baseline)
+    exclude_classes = sorted(set(exclude_classes))
+    table = paired_seed_differences(rows, baseline, exclude_classes)
+
+    def cells(t: dict, seeds: List[int]) -> str:
+        return (f"{','.join(map(str, seeds))} | {t['mean']} | {t['baseline_mean']} | {t['mean_difference']:+.2f} | "
+                f"{t['difference_std']} | {t['ci95'][0]:+.2f} .. {t['ci95'][1]:+.2f} | {t['wins']}/{len(seeds)} | "
+                f"{t['verdict']} |")
+
+    header = (f"| setting | config | seeds | mean | {baseline} mean | difference | std | 95 % interval | wins "
+              "| verdict |")
     lines = [f"Segm AP minus {baseline}'s at the same seeds (mean paired difference, sample std, two-sided 95 % "
-             "Student-t interval; above / below only when the interval excludes 0).", "",
-             f"| setting | config | seeds | segm AP mean | {baseline} mean | difference | std | 95 % interval | wins "
-             "| verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {t['setting']} | {t['config_fingerprint']} | {','.join(map(str, t['seeds']))} | {t['segm_AP_mean']} | "
-              f"{t['baseline_segm_AP_mean']} | {t['mean_difference']:+.2f} | {t['difference_std']} | "
-              f"{t['ci95'][0]:+.2f} .. {t['ci95'][1]:+.2f} | {t['wins']}/{len(t['seeds'])} | {t['verdict']} |"
-              for t in table]
+             "Student-t interval; above / below only when the interval excludes 0).", "", header,
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {t['setting']} | {t['config_fingerprint']} | {cells(t, t['seeds'])}" for t in table]
+    if exclude_classes:
+        lines += ["", f"The same on the mean AP of the classes other than {', '.join(exclude_classes)}:", "", header,
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {t['setting']} | {t['config_fingerprint']} | {cells(t['without_classes'], t['seeds'])}"
+                  for t in table if t["without_classes"]]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"paired_vs_{baseline}.md"
