@@ -72,3 +72,25 @@ def test_load_rows_names_a_file_that_is_not_results(tmp_path):
     other.write_text(json.dumps({"pairwise": {"seconds": 1.0}}))
     with pytest.raises(ValueError, match="weak-loss-costs.json: not benchmark results"):
         load_rows([str(other)])
+
+
+def test_report_command_writes_the_paired_table(tmp_path, capsys):
+    from wsis_d2.cli import main
+
+    rows = [_row("boxinst", s, 28.0 + s, "base", ring=30.0) for s in (1, 2, 3)]
+    rows += [_row("sim", s, 29.0 + s, "fs", ring=28.0) for s in (1, 2, 3)]
+    results = tmp_path / "2026-01-01.json"
+    results.write_text(json.dumps(rows))
+    out = tmp_path / "report"
+    assert main(["report", "--results", str(results), "--baseline", "boxinst", "--exclude-class", "ring",
+                 "--output-dir", str(out)]) == 0
+    assert "paired_vs_boxinst.md (1 settings)" in capsys.readouterr().out
+    text = (out / "paired_vs_boxinst.md").read_text()
+    # overall +1 at every seed (std 0: the interval is the point); square AP (2 AP - ring) 30 + 2s vs 26 + 2s: +4
+    assert "| sim | fs | 1,2,3 | 31.0 | 30.0 | +1.00 | 0.0 | +1.00 .. +1.00 | 3/3 | above |" in text
+    assert "| sim | fs | 1,2,3 | 34.0 | 30.0 | +4.00 | 0.0 | +4.00 .. +4.00 | 3/3 | above |" in text
+    with pytest.raises(SystemExit, match="no seeded rows of the baseline method 'mask_rcnn'"):
+        main(["report", "--results", str(results), "--baseline", "mask_rcnn", "--output-dir", str(out)])
+    with pytest.raises(SystemExit):  # argparse: --exclude-class needs --baseline, before anything is written
+        main(["report", "--results", str(results), "--exclude-class", "ring", "--output-dir", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()

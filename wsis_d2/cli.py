@@ -168,7 +168,8 @@ def _report(argv):
     from .report import load_rows, write_paired_report, write_report
 
     parser = argparse.ArgumentParser(prog="wsis-d2 report",
-                                     description="Mask AP against annotation seconds per object: a table and a PNG.")
+                                     description="Mask AP against annotation seconds per object: a table and a PNG; "
+                                                 "with --baseline, seeded settings against a baseline seed by seed.")
     parser.add_argument("--results", nargs="*", default=None,
                         help="benchmark result JSON files, oldest first (default: all of benchmarks/results/)")
     parser.add_argument("--output-dir", default="output/report")
@@ -180,6 +181,8 @@ def _report(argv):
     parser.add_argument("--exclude-class", nargs="*", default=(),
                         help="with --baseline: also compare the mean AP of the other classes")
     args = parser.parse_args(argv)
+    if args.exclude_class and not args.baseline:
+        parser.error("--exclude-class compares with a baseline: pass --baseline METHOD too")
     files = args.results or sorted(str(p) for p in Path("benchmarks/results").glob("????-??-??.json"))
     if not files:
         parser.error("no result files: pass --results or run from the repository root")
@@ -188,8 +191,6 @@ def _report(argv):
         if not rows:
             raise ValueError(f"no rows of preset {args.preset!r} in {files}")
         paths = write_report(rows, args.output_dir)
-        if args.exclude_class and not args.baseline:
-            raise ValueError("--exclude-class compares with a baseline: pass --baseline METHOD too")
         paired = (write_paired_report(load_rows(files, args.preset, by_setting=True), args.baseline, args.output_dir,
                                       args.exclude_class) if args.baseline else None)
     except ValueError as e:
