@@ -61,10 +61,35 @@ def test_paired_differences_name_what_is_wrong():
     with pytest.raises(ValueError, match="ran under 2 configs"):
         paired_seed_differences(rows + [_row("boxinst", 2, 29.0, "changed")], "boxinst")
     assert paired_seed_differences(rows, "boxinst") == []  # one seed in common: nothing to show
+    with pytest.raises(ValueError, match="rows of presets"):
+        paired_seed_differences(rows + [dict(_row("boxinst", 1, 30.0, "base"), preset="gpu")], "boxinst")
+    two_seeds = [_row("boxinst", s, 30.0, "base", ring=30.0) for s in (1, 2)] + [
+        _row("a", s, 30.0 + s, "fa", ring=30.0) for s in (1, 2)]
+    with pytest.raises(ValueError, match=r"row 'a' has no class \['rings'\]; its classes: \['ring', 'square'\]"):
+        paired_seed_differences(two_seeds, "boxinst", exclude_classes=["rings"])
+    other_classes = dict(two_seeds[3], segm_AP_per_class={"ring": 30.0, "disc": 34.0})
+    with pytest.raises(ValueError, match="evaluated on different classes"):
+        paired_seed_differences(two_seeds[:3] + [other_classes], "boxinst", exclude_classes=["ring"])
     with pytest.raises(ValueError, match="leaves no class"):
         paired_seed_differences([_row("boxinst", s, 30.0, "base", ring=30.0) for s in (1, 2)]
                                 + [_row("a", s, 30.0, "fa", ring=30.0) for s in (1, 2)], "boxinst",
                                 exclude_classes=["ring", "square"])
+
+
+def test_classes_without_ap_are_left_out_and_the_newest_run_of_a_seed_names_the_setting(tmp_path):
+    base = [_row("boxinst", s, 30.0, "base", ring=30.0) for s in (1, 2, 3)]
+    for row in base:  # a class with no GT in the eval set: NaN AP in every row
+        row["segm_AP_per_class"]["disc"] = float("nan")
+    variant = [_row("x_old", s, 30.0, "fx", ring=30.0) for s in (1, 2, 3)]
+    rerun = _row("x", 1, 32.0, "fx", ring=30.0)  # seed 1 again, later in the same file, under the new name
+    for row in variant + [rerun]:
+        row["segm_AP_per_class"]["disc"] = float("nan")
+    results = tmp_path / "2026-01-01.json"
+    results.write_text(json.dumps(base + variant + [rerun]))
+    (entry,) = paired_seed_differences(load_rows([str(results)], by_setting=True), "boxinst", exclude_classes=["ring"])
+    assert entry["setting"] == "x = x_old"  # the newest run's name first
+    assert entry["mean_difference"] == pytest.approx(2 / 3, abs=0.01)  # seed 1 is the re-run's 32.0
+    assert entry["without_classes"]["mean_difference"] == pytest.approx(4 / 3, abs=0.01)  # square only: 34 vs 30 at seed 1
 
 
 def test_load_rows_names_a_file_that_is_not_results(tmp_path):
@@ -86,9 +111,9 @@ def test_report_command_writes_the_paired_table(tmp_path, capsys):
                  "--output-dir", str(out)]) == 0
     assert "paired_vs_boxinst.md (1 settings)" in capsys.readouterr().out
     text = (out / "paired_vs_boxinst.md").read_text()
-    # overall +1 at every seed (std 0: the interval is the point); square AP (2 AP - ring) 30 + 2s vs 26 + 2s: +4
-    assert "| sim | fs | 1,2,3 | 31.0 | 30.0 | +1.00 | 0.0 | +1.00 .. +1.00 | 3/3 | above |" in text
-    assert "| sim | fs | 1,2,3 | 34.0 | 30.0 | +4.00 | 0.0 | +4.00 .. +4.00 | 3/3 | above |" in text
+    # +1 at every seed overall, and square AP (2 AP - ring) 30 + 2s vs 26 + 2s: +4: no spread to judge by
+    assert "| sim | fs | 1,2,3 | 31.0 | 30.0 | +1.00 | 0.0 | +1.00 .. +1.00 | 3/3 | no spread to judge by (std 0) |" in text
+    assert "| sim | fs | 1,2,3 | 34.0 | 30.0 | +4.00 | 0.0 | +4.00 .. +4.00 | 3/3 | no spread to judge by (std 0) |" in text
     with pytest.raises(SystemExit, match="no seeded rows of the baseline method 'mask_rcnn'"):
         main(["report", "--results", str(results), "--baseline", "mask_rcnn", "--output-dir", str(out)])
     with pytest.raises(SystemExit):  # argparse: --exclude-class needs --baseline, before anything is written

@@ -178,7 +178,7 @@ def _report(argv):
     parser.add_argument("--baseline", default=None,
                         help="also compare every seeded setting with this method seed by seed "
                              "(paired_vs_<method>.md), e.g. boxinst")
-    parser.add_argument("--exclude-class", nargs="*", default=(),
+    parser.add_argument("--exclude-class", nargs="+", default=(),
                         help="with --baseline: also compare the mean AP of the other classes")
     args = parser.parse_args(argv)
     if args.exclude_class and not args.baseline:
@@ -190,9 +190,10 @@ def _report(argv):
         rows = load_rows(files, args.preset)
         if not rows:
             raise ValueError(f"no rows of preset {args.preset!r} in {files}")
-        paths = write_report(rows, args.output_dir)
+        # the paired table first: a bad --baseline stops the report before anything is written
         paired = (write_paired_report(load_rows(files, args.preset, by_setting=True), args.baseline, args.output_dir,
                                       args.exclude_class) if args.baseline else None)
+        paths = write_report(rows, args.output_dir)
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     print(f"{len(paths['points'])} rows -> {paths['table']}, {paths['plot']}"

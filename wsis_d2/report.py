@@ -86,29 +86,40 @@ def load_rows(files: Iterable[str], preset: str = None, by_setting: bool = False
 
 
 def _paired_stats(values: dict, baseline: dict, seeds: List[int]) -> dict:
-    """Means, mean paired difference, its sample std, two-sided 95 % Student-t interval, wins, verdict."""
+    """Means, mean paired difference, its sample std, two-sided 95 % Student-t interval, wins, verdict
+    (from the interval as printed; equal differences at every seed have no spread to judge by)."""
     from scipy import stats
 
     diffs = np.array([values[s] - baseline[s] for s in seeds])
     mean, std = float(diffs.mean()), float(diffs.std(ddof=1))
     half = float(stats.t.ppf(0.975, len(seeds) - 1) * std / np.sqrt(len(seeds)))
-    low, high = mean - half, mean + half
+    low, high = round(mean - half, 2), round(mean + half, 2)
+    if round(std, 2) == 0:
+        verdict = "no spread to judge by (std 0)"
+    else:
+        verdict = "above" if low > 0 else "below" if high < 0 else "not shown either way"
     return {"mean": round(float(np.mean([values[s] for s in seeds])), 2),
             "baseline_mean": round(float(np.mean([baseline[s] for s in seeds])), 2),
             "mean_difference": round(mean, 2), "difference_std": round(std, 2),
-            "ci95": (round(low, 2), round(high, 2)), "wins": int((diffs > 0).sum()),
-            "verdict": "above" if low > 0 else "below" if high < 0 else "not shown either way"}
+            "ci95": (low, high), "wins": int((diffs > 0).sum()), "verdict": verdict}
 
 
-def _classes_but(row: dict, excluded: Iterable[str]):
-    """Mean segm AP over the classes of ``segm_AP_per_class`` not in ``excluded`` (COCO's segm AP is the
-    mean over classes, so this is the AP the row would have without them); None without per-class AP."""
-    per_class = row.get("segm_AP_per_class")
-    if not per_class:
+def _classes_but(row: dict, other: dict, excluded: set):
+    """Mean segm AP of ``row`` over its classes (``segm_AP_per_class``) not in ``excluded``, ignoring
+    classes without AP (NaN: no GT in the eval set), as COCO's segm AP averages its classes: the AP it
+    would have without them. None when ``row`` or the row it is paired with (``other``) lacks per-class AP."""
+    per_class, other_classes = row.get("segm_AP_per_class"), other.get("segm_AP_per_class")
+    if not per_class or not other_classes:
         return None
-    kept = [ap for name, ap in per_class.items() if name not in excluded]
+    if set(per_class) != set(other_classes):
+        raise ValueError(f"rows {row['method']!r} and {other['method']!r} (seed {row['seed']}) were evaluated on "
+                         f"different classes: {sorted(per_class)} vs {sorted(other_classes)}")
+    unknown = excluded - set(per_class)
+    if unknown:
+        raise ValueError(f"row {row['method']!r} has no class {sorted(unknown)}; its classes: {sorted(per_class)}")
+    kept = [ap for name, ap in per_class.items() if name not in excluded and not np.isnan(ap)]
     if not kept:
-        raise ValueError(f"row {row['method']!r}: excluding {sorted(excluded)} leaves no class")
+        raise ValueError(f"row {row['method']!r}: excluding {sorted(excluded)} leaves no class with an AP")
     return float(np.mean(kept))
 
 
@@ -125,6 +136,9 @@ def paired_seed_differences(rows: List[dict], baseline: str, exclude_classes: It
     (None where a row lacks ``segm_AP_per_class``): whether a difference comes from a few classes.
     """
     exclude_classes = set(exclude_classes)
+    presets = {r["preset"] for r in rows}
+    if len(presets) > 1:
+        raise ValueError(f"rows of presets {sorted(presets)}: pair seeds within one (load_rows(..., preset=...))")
     seeded = [r for r in rows if r.get("seed") is not None]
     settings = {}
     for row in seeded:
@@ -147,8 +161,8 @@ def paired_seed_differences(rows: List[dict], baseline: str, exclude_classes: It
                  "seeds": seeds, **_paired_stats({s: by_seed[s]["segm_AP"] for s in seeds},
                                                  {s: base_rows[s]["segm_AP"] for s in seeds}, seeds)}
         if exclude_classes:
-            values = {s: _classes_but(by_seed[s], exclude_classes) for s in seeds}
-            base = {s: _classes_but(base_rows[s], exclude_classes) for s in seeds}
+            values = {s: _classes_but(by_seed[s], base_rows[s], exclude_classes) for s in seeds}
+            base = {s: _classes_but(base_rows[s], by_seed[s], exclude_classes) for s in seeds}
             complete = None not in values.values() and None not in base.values()
             entry["without_classes"] = _paired_stats(values, base, seeds) if complete else None
         table.append(entry)
@@ -245,11 +259,11 @@ def write_paired_report(rows: List[dict], baseline: str, out_dir: str, exclude_c
     lines = [f"Segm AP minus {baseline}'s at the same seeds (mean paired difference, sample std, two-sided 95 % "
              "Student-t interval; above / below only when the interval excludes 0).", "", header,
              "|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {t['setting']} | {t['config_fingerprint']} | {cells(t, t['seeds'])}" for t in table]
+    lines += [f"| {t['setting']} | {t['config_fingerprint'] or '—'} | {cells(t, t['seeds'])}" for t in table]
     if exclude_classes:
         lines += ["", f"The same on the mean AP of the classes other than {', '.join(exclude_classes)}:", "", header,
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {t['setting']} | {t['config_fingerprint']} | {cells(t['without_classes'], t['seeds'])}"
+        lines += [f"| {t['setting']} | {t['config_fingerprint'] or '—'} | {cells(t['without_classes'], t['seeds'])}"
                   for t in table if t["without_classes"]]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
