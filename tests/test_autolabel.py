@@ -1,5 +1,6 @@
 """Auto-labelling backends, the autolabel command, pseudo views and the label-cost report."""
 import json
+import logging
 
 import cv2
 import numpy as np
@@ -135,6 +136,46 @@ def test_autolabel_bad_input_is_named_or_skipped(box_coco, tmp_path):
         autolabel(coco, "mine.json", str(tmp_path), "box", progress=False)
 
 
+def test_autolabel_duplicate_image_ids_are_named_or_skipped(box_coco, tmp_path, caplog):
+    coco = json.loads(box_coco.read_text())
+    # a second picture under id 1: its boxes would be drawn on the wrong image (or called "outside" it)
+    coco["images"].append({"id": 1, "file_name": "b.png", "height": 30, "width": 40})
+    message = "mine.json: image id 1 is used by 2 image entries (file_name a.png, b.png); image ids must be unique"
+    with pytest.raises(AnnotationError) as err:
+        autolabel(coco, "mine.json", str(tmp_path), "box", progress=False)
+    assert str(err.value) == message
+    labeller_log = logging.getLogger("wsis_d2.autolabel.labeler")
+    labeller_log.addHandler(caplog.handler)  # the cli's setup_logger stops wsis_d2 logs reaching pytest's root
+    try:
+        labelled, stats = autolabel(coco, "mine.json", str(tmp_path), "box", skip_bad=True, progress=False)
+    finally:
+        labeller_log.removeHandler(caplog.handler)
+    # every entry with the id goes, with its annotations
+    assert [img["id"] for img in labelled["images"]] == [2]
+    assert [a["id"] for a in labelled["annotations"]] == [11]
+    assert stats["skipped"] == 1 and stats["images"] == 1
+    assert f"skipped: {message}" in caplog.messages
+
+
+def test_autolabel_wrong_types_are_named_or_skipped(box_coco, tmp_path):
+    coco = json.loads(box_coco.read_text())
+    with pytest.raises(AnnotationError, match="mine.json: the top level must be a JSON object"):
+        autolabel([coco], "mine.json", str(tmp_path), "box", progress=False)
+    coco["images"].append("c.png")
+    coco["annotations"] += [[1, 2], {"id": 14, "image_id": [1], "category_id": 1, "bbox": [1, 1, 2, 2]}]
+    with pytest.raises(AnnotationError, match=r"mine.json: images\[2\] must be a JSON object, got a str"):
+        autolabel(coco, "mine.json", str(tmp_path), "box", progress=False)
+    labelled, stats = autolabel(coco, "mine.json", str(tmp_path), "box", skip_bad=True, progress=False)
+    assert [img["id"] for img in labelled["images"]] == [1, 2]
+    assert [a["id"] for a in labelled["annotations"]] == [10, 11] and stats["skipped"] == 3
+    coco["images"].pop()
+    with pytest.raises(AnnotationError, match=r"mine.json: annotations\[2\] must be a JSON object, got a list"):
+        autolabel(coco, "mine.json", str(tmp_path), "box", progress=False)
+    coco["annotations"].pop(2)
+    with pytest.raises(AnnotationError, match=r"mine.json: annotation id 14: field 'image_id' = \[1\] must be"):
+        autolabel(coco, "mine.json", str(tmp_path), "box", progress=False)
+
+
 def test_shapes_pseudo_views_never_read_masks(tiny_shapes):
     from detectron2.data import DatasetCatalog
 
@@ -208,3 +249,34 @@ def test_model_backend_matches_predictions_to_boxes_one_to_one():
     assert masks[1][:5].sum() == 0 and masks[1].sum() == 9 * 5  # prediction 1 (rows 5..9 of its box)
     assert (masks[2] == fill_box(boxes[2], 20, 20)).all()  # unmatched: the fallback's box
     assert (backend.matched, backend.total) == (2, 3)
+
+
+def test_autolabel_command_mistakes_are_one_line(box_coco, tmp_path, capsys):
+    run = ["autolabel", "--input", str(box_coco), "--image-root", str(tmp_path)]
+    for extra, message in [(["--output", str(tmp_path)], "is a folder; --output names the JSON file"),
+                           (["--workers", "0"], "--workers: must be at least 1, got 0"),
+                           (["--grabcut-iters", "-3"], "--grabcut-iters: must be at least 1, got -3"),
+                           (["--backend", "foo"], "--backend: invalid choice: 'foo'"),
+                           (["--backend", "model", "--fallback", "bogus"], "--fallback: invalid choice: 'bogus'"),
+                           (["--backend", "model", "--config-file", "c.yaml", "--weights", str(tmp_path / "w.pth")],
+                            "w.pth: no such file")]:
+        with pytest.raises(SystemExit):
+            cli_main(run + extra + ["--overwrite"])
+        assert message in capsys.readouterr().err, extra
+    picture = tmp_path / "a.png"
+    with pytest.raises(SystemExit, match=r"^error: .*a.png: not valid JSON"):
+        cli_main(["autolabel", "--input", str(picture), "--image-root", str(tmp_path),
+                  "--output", str(tmp_path / "o.json")])
+
+
+def test_model_backend_refuses_a_checkpoint_of_another_model(tmp_path):
+    import torch
+
+    from wsis_d2.autolabel import ModelBackend
+    from wsis_d2.engine.setup import ConfigError
+    from wsis_d2.model_zoo import get_config_file
+
+    weights = tmp_path / "other.pth"
+    torch.save({"model": {"some.other.weight": torch.zeros(1)}}, weights)
+    with pytest.raises(ConfigError, match=r"other.pth: lacks \d+ of the \d+ weights of .*R18_shapes.yaml's model"):
+        ModelBackend(get_config_file("CondInst/R18_shapes.yaml"), str(weights), opts=["MODEL.DEVICE", "cpu"])

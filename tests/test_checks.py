@@ -4,10 +4,11 @@ import json
 
 import cv2
 import numpy as np
+import pycocotools.mask as mask_util
 import pytest
 from detectron2.data import DatasetCatalog
 
-from wsis_d2.data.checks import AnnotationError
+from wsis_d2.data.checks import AnnotationError, check_coco_instances, rle_counts_from_string
 from wsis_d2.data.register import load_checked_coco_json, register_wsis_coco_instances
 from wsis_d2.data.rle import encode_mask
 
@@ -58,6 +59,55 @@ CASES = {
                                      "'segmentation' must be"),
     "unknown image id": (lambda c: c["annotations"][0].update(image_id=9), "annotation id 7", "'image_id' = 9"),
     "missing categories": (lambda c: c.pop("categories"), "ann.json", "'categories'"),
+    # wrong JSON types: a clear message, not an AttributeError/TypeError from deep inside the checks
+    "image entry not an object": (lambda c: c["images"].append("b.png"), "images[1]",
+                                  "must be a JSON object, got a str"),
+    "annotation not an object": (lambda c: c["annotations"].append([1, 2]), "annotations[1]",
+                                 "must be a JSON object, got a list"),
+    "category not an object": (lambda c: c["categories"].append("dog"), "categories[1]",
+                               "must be a JSON object, got a str"),
+    "image_id a list": (lambda c: c["annotations"][0].update(image_id=[1]), "annotation id 7",
+                        "'image_id' = [1] must be an integer or a string"),
+    "category_id a list": (lambda c: c["annotations"][0].update(category_id=[1]), "annotation id 7",
+                           "'category_id' = [1] is not one of"),
+    "image id a float": (lambda c: c["images"][0].update(id=1.5), "images[0]",
+                         "'id' = 1.5 must be an integer or a string"),
+    "image id a list": (lambda c: c["images"][0].update(id=[1]), "images[0]",
+                        "'id' = [1] must be an integer or a string"),
+    "category id a list": (lambda c: c["categories"][0].update(id=[1]), "categories[0]",
+                           "'id' = [1] must be an integer or a string"),
+    "image ids of mixed kinds": (lambda c: c["images"].append({"id": "b", "file_name": "a.png", "height": 20,
+                                                               "width": 30}),
+                                 "field 'id' of the image entries", "mixes integers and strings"),
+    "file_name not a string": (lambda c: c["images"][0].update(file_name=3), "image id 1",
+                               "'file_name' = 3 must be a non-empty string"),
+    # RLEs that pycocotools would decode into a wrong mask without an error
+    "RLE string with characters out of range": (
+        lambda c: c["annotations"][0]["segmentation"].update(counts="zzzz"), "annotation id 7 (image a.png)",
+        "'segmentation' is an RLE whose 'counts' string is malformed: character 'z' at position 0"),
+    "RLE string ending inside a count": (
+        lambda c: c["annotations"][0]["segmentation"].update(counts="1a"), "annotation id 7",
+        "'segmentation' is an RLE whose 'counts' string is malformed: the string ends in the middle of a count"),
+    "RLE string of the wrong total": (
+        lambda c: c["annotations"][0]["segmentation"].update(counts="0000"), "annotation id 7",
+        "'segmentation' is an RLE whose run lengths sum to 0, not height x width = 600"),
+    "RLE string with a negative count": (  # 'A' - 48 = 0b10001: one group, sign bit 0x10 set: 17 - 32
+        lambda c: c["annotations"][0]["segmentation"].update(counts="A"), "annotation id 7",
+        "'segmentation' is an RLE with a negative run length -15"),
+    "RLE list of the wrong total": (
+        lambda c: c["annotations"][0]["segmentation"].update(counts=[10, 20]), "annotation id 7",
+        "'segmentation' is an RLE whose run lengths sum to 30, not height x width = 600"),
+    "RLE list with a negative count": (
+        lambda c: c["annotations"][0]["segmentation"].update(counts=[-5, 605]), "annotation id 7",
+        "'segmentation' is an RLE with a negative run length -5"),
+    "RLE list of floats": (
+        lambda c: c["annotations"][0]["segmentation"].update(counts=[300.0, 300]), "annotation id 7",
+        "'counts' list holds something other than integers"),
+    "RLE counts of a wrong type": (
+        lambda c: c["annotations"][0]["segmentation"].update(counts=600), "annotation id 7",
+        "'counts' must be a string or a list of run lengths, got int"),
+    "RLE size not a pair": (lambda c: c["annotations"][0]["segmentation"].update(size=600), "annotation id 7",
+                            "'segmentation' has RLE size 600, not [height, width] integers"),
 }
 
 
@@ -72,6 +122,54 @@ def test_bad_input_is_named(good, case):
     message = str(err.value)
     assert str(tmp_path / "ann.json") in message
     assert where in message and what in message
+
+
+def test_top_level_list_is_named(good):
+    tmp_path, coco = good
+    with pytest.raises(AnnotationError) as err:
+        _load(tmp_path, [coco])
+    assert str(err.value) == (f"{tmp_path / 'ann.json'}: the top level must be a JSON object with 'images', "
+                              "'annotations' and 'categories', got a list")
+
+
+def test_duplicate_image_ids_are_named(good):
+    tmp_path, coco = good
+    cv2.imwrite(str(tmp_path / "b.png"), np.zeros((20, 30, 3), np.uint8))
+    coco["images"].append({"id": 1, "file_name": "b.png", "height": 20, "width": 30})
+    with pytest.raises(AnnotationError) as err:
+        _load(tmp_path, coco)
+    assert str(err.value) == (f"{tmp_path / 'ann.json'}: image id 1 is used by 2 image entries "
+                              "(file_name a.png, b.png); image ids must be unique")
+
+
+def _runs(mask):
+    """Run lengths of ``mask`` in COCO's order (column-major, starting with a run of 0s), found with numpy."""
+    flat = mask.flatten(order="F").astype(np.int8)
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(flat)) + 1, [flat.size]])
+    runs = np.diff(bounds).tolist()
+    return [0] + runs if flat[0] else runs
+
+
+@pytest.mark.parametrize("kind", ["random", "blocks", "empty", "full"])
+def test_rle_decoder_reads_pycocotools_strings(kind):
+    rng = np.random.default_rng(3)
+    height, width = 173, 211  # large enough for counts of several characters
+    mask = {"random": rng.random((height, width)) < 0.3,
+            "blocks": np.kron(rng.random((4, 5)) < 0.5, np.ones((50, 50), bool))[:height, :width],
+            "empty": np.zeros((height, width), bool),
+            "full": np.ones((height, width), bool)}[kind]
+    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+    runs = rle_counts_from_string(rle["counts"])  # bytes, as pycocotools returns them
+    assert sum(runs) == height * width
+    assert runs == _runs(mask)
+    assert rle_counts_from_string(rle["counts"].decode("ascii")) == runs  # str, as in JSON
+    # both the string and its uncompressed list pass the checks
+    coco = {"images": [{"id": 1, "file_name": "a.png", "height": height, "width": width}],
+            "categories": [{"id": 1, "name": "thing"}],
+            "annotations": [{"id": k, "image_id": 1, "category_id": 1, "bbox": [0, 0, width, height],
+                             "segmentation": {"size": [height, width], "counts": counts}}
+                            for k, counts in enumerate([rle["counts"].decode("ascii"), runs])]}
+    check_coco_instances(coco, "x.json", None)
 
 
 def test_missing_and_malformed_json_files(tmp_path):

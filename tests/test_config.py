@@ -46,3 +46,58 @@ def test_every_config_merges(name):
 def test_unknown_config_lists_the_available_ones():
     with pytest.raises(FileNotFoundError, match="CondInst/R18_shapes.yaml"):
         get_config_file("CondInst/nope.yaml")
+
+
+def test_config_mistakes_name_the_file_and_key(tmp_path):
+    from wsis_d2.engine.setup import ConfigError, build_config
+
+    base = get_config_file("CondInst/R18_shapes.yaml")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(f'_BASE_: "{base}"\nMODEL:\n  CONDINST:\n    MASK_LOSSSES: []\n')
+    with pytest.raises(ConfigError, match=r"typo.yaml: Non-existent config key: MODEL.CONDINST.MASK_LOSSSES"):
+        build_config(str(typo))
+    with pytest.raises(ConfigError, match=r"nope.yaml: no such config file"):
+        build_config(str(tmp_path / "nope.yaml"))
+    orphan = tmp_path / "orphan.yaml"
+    orphan.write_text('_BASE_: "gone.yaml"\n')
+    with pytest.raises(ConfigError, match=r"orphan.yaml: .*gone.yaml"):
+        build_config(str(orphan))
+    with pytest.raises(ConfigError, match=r"override: Type mismatch .* SOLVER.IMS_PER_BATCH"):
+        build_config(base, ["SOLVER.IMS_PER_BATCH", "abc"])
+    with pytest.raises(ConfigError, match=r"KEY VALUE pairs; got 1"):
+        build_config(base, ["SOLVER.IMS_PER_BATCH"])
+    with pytest.raises(ConfigError, match=r"override: Non-existent key: FOO.BAR"):
+        build_config(base, ["FOO.BAR", "1"])
+    assert build_config(base, ["SOLVER.IMS_PER_BATCH", "4"]).SOLVER.IMS_PER_BATCH == 4
+
+
+def test_runs_without_usable_weights_are_refused(tmp_path):
+    from wsis_d2.engine.setup import ConfigError, build_config, check_weights
+
+    cfg = build_config(get_config_file("CondInst/R18_shapes.yaml"), ["OUTPUT_DIR", str(tmp_path)])
+    check_weights(cfg, eval_only=False, resume=False)  # training from scratch needs none
+    with pytest.raises(ConfigError, match="--eval-only needs trained weights"):
+        check_weights(cfg, eval_only=True, resume=False)
+    with pytest.raises(ConfigError, match="--eval-only needs trained weights"):
+        check_weights(cfg, eval_only=True, resume=True)  # no checkpoint to resume from either
+    (tmp_path / "last_checkpoint").write_text("model_0000009.pth")
+    check_weights(cfg, eval_only=True, resume=True)
+    r50 = build_config(get_config_file("CondInst/R50_1x.yaml"))
+    with pytest.raises(ConfigError, match="MODEL.WEIGHTS is 'detectron2://ImageNetPretrained"):
+        check_weights(r50, eval_only=True, resume=False)  # backbone-only weights would score a random head
+    cfg.MODEL.WEIGHTS = str(tmp_path / "model_final.pth")
+    with pytest.raises(ConfigError, match=r"MODEL.WEIGHTS: .*model_final.pth: no such file"):
+        check_weights(cfg, eval_only=False, resume=False)
+    (tmp_path / "model_final.pth").write_bytes(b"")
+    check_weights(cfg, eval_only=True, resume=False)
+
+
+def test_train_command_stops_with_one_line_before_any_process_starts(tmp_path):
+    from wsis_d2.engine import main
+
+    config = get_config_file("CondInst/R18_shapes.yaml")
+    with pytest.raises(SystemExit, match=r"^error: --eval-only needs trained weights"):
+        main(["--config-file", config, "--eval-only", "OUTPUT_DIR", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"^error: .*nope.yaml: no such config file"):
+        main(["--config-file", str(tmp_path / "nope.yaml")])
+    assert not list(tmp_path.iterdir())  # nothing was set up or written

@@ -68,10 +68,13 @@ def test_labelme_groups_background_ignore_and_unsupported_shapes(tmp_path):
 def test_convert_command_keeps_existing_output(tmp_path, capsys):
     (tmp_path / "lm").mkdir()
     out = tmp_path / "out.json"
-    cli_main(["convert", "--format", "labelme", "--input", str(tmp_path / "lm"), "--output", str(out)])
-    assert "0 images" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no image was converted from .*lm; nothing written"):
+        cli_main(["convert", "--format", "labelme", "--input", str(tmp_path / "lm"), "--output", str(out)])
+    assert not out.exists()
+    out.write_text("mine")
     with pytest.raises(SystemExit):
         cli_main(["convert", "--format", "labelme", "--input", str(tmp_path / "lm"), "--output", str(out)])
+    assert out.read_text() == "mine" and "exists; pass --overwrite" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="no such folder"):
         cli_main(["convert", "--format", "labelme", "--input", str(tmp_path / "nope"), "--output",
                   str(tmp_path / "x.json")])

@@ -259,3 +259,33 @@ def test_pipeline_refuses_to_resume_with_other_inputs(tiny_shapes, tmp_path):
     with pytest.raises(ValueError, match="divisible by 8"):
         run_pipeline(tiny_shapes["files"]["semi_50"], tiny_shapes["root"], "unused.yaml", str(tmp_path), TINY,
                      crop_size=30)
+
+
+def test_pointwssis_command_registers_the_evaluation_set_and_names_bad_files(tiny_shapes, tmp_path, monkeypatch,
+                                                                             capsys):
+    from detectron2.data import DatasetCatalog
+
+    from wsis_d2.cli import main as cli_main
+    from wsis_d2.modeling.pointwssis import pipeline
+
+    calls = []
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda *args: calls.append(args) or {"segm": {}})
+    semi, val = tiny_shapes["files"]["semi_50"], tiny_shapes["files"]["val"]
+    run = ["pointwssis", "--semi-json", semi, "--image-root", tiny_shapes["root"], "--output-dir", str(tmp_path)]
+    cli_main(run + ["--val-json", val])
+    opts = calls[0][4]
+    assert opts[opts.index("DATASETS.TEST") + 1] == "('pointwssis_val',)"
+    assert opts[opts.index("MODEL.FCOS.NUM_CLASSES") + 1] == "6"
+    assert len(DatasetCatalog.get("pointwssis_val")) == 4  # the tiny val images, loaded with the checks
+    with pytest.raises(SystemExit):
+        cli_main(run)
+    assert "name the evaluation set: --val-json VAL.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(run + ["--val-json", str(tmp_path / "nope.json")])
+    assert "nope.json: no such file" in capsys.readouterr().err
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(b"\x89PNG")
+    with pytest.raises(SystemExit, match=r"^error: .*broken.json: not valid JSON"):
+        cli_main(["pointwssis", "--semi-json", str(broken), "--image-root", tiny_shapes["root"],
+                  "DATASETS.TEST", "('x',)"])
+    assert len(calls) == 1

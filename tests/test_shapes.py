@@ -100,3 +100,22 @@ def test_center_point_lies_on_the_mask_even_for_a_ring():
     assert 4 <= x <= 6 and 4 <= y <= 6
     with pytest.raises(ValueError, match="empty"):
         center_point(mask_util.encode(np.zeros((4, 4), np.uint8, order="F")), 4, 4)
+
+
+def test_existing_data_made_with_other_settings_is_not_reused_silently(tmp_path, capsys):
+    from wsis_d2.cli import main as cli_main
+    from wsis_d2.data.shapes import ensure_shapes
+
+    root = tmp_path / "s"
+    generate_shapes(root, num_train=2, num_val=1, seed=0)
+    before = (root / "annotations" / "val.json").read_text()
+    assert ensure_shapes(root)["val"] == str(root / "annotations" / "val.json")  # no settings asked: reused
+    ensure_shapes(root, num_train=2, seed=0)
+    with pytest.raises(FileExistsError, match=r"made with num_train=2, seed=0, not the num_train=3, seed=5 asked"):
+        ensure_shapes(root, num_train=3, seed=5)
+    with pytest.raises(SystemExit, match="^error: .* not the num_train=3"):
+        cli_main(["shapes", "--root", str(root), "--num-train", "3", "--num-val", "1"])
+    assert (root / "annotations" / "val.json").read_text() == before
+    with pytest.raises(SystemExit):
+        cli_main(["shapes", "--root", str(tmp_path / "t"), "--num-train", "0"])
+    assert "--num-train: must be at least 1, got 0" in capsys.readouterr().err

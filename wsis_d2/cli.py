@@ -6,7 +6,7 @@
     wsis-d2 autolabel --input BOXES.json --image-root DIR --backend box|grabcut|model [--output OUT.json]
     wsis-d2 convert --format instance-png --images DIR --masks DIR --output OUT.json [--category NAME]
     wsis-d2 convert --format labelme --input DIR --output OUT.json
-    wsis-d2 pointwssis --semi-json SEMI.json --image-root DIR --config-file C --output-dir O [KEY VALUE ...]
+    wsis-d2 pointwssis --semi-json SEMI.json --image-root DIR --val-json VAL.json [--config-file C --output-dir O] [KEY VALUE ...]
     wsis-d2 report [--results FILE.json ...] [--output-dir DIR] [--baseline METHOD [--exclude-class C ...]]
     wsis-d2 views --input COCO.json --views box,point,semi_10 [--output-dir DIR --num-points 10 --seed 0]
 """
@@ -15,10 +15,34 @@ import os
 import sys
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _load_json(path, parser):
+    """The parsed JSON file at ``path``; a missing, unreadable or non-JSON file ends the command with its name."""
+    import json
+
+    if not os.path.isfile(path):
+        parser.error(f"{path}: no such file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SystemExit(f"error: {path}: not valid JSON ({e})")
+
+
 def _train(argv):
     from .engine import main
 
-    main(argv)
+    main(argv, prog="wsis-d2 train")
 
 
 def _shapes(argv):
@@ -27,11 +51,15 @@ def _shapes(argv):
 
     parser = argparse.ArgumentParser(prog="wsis-d2 shapes", description="Generate the embedded shapes dataset.")
     parser.add_argument("--root", default=None, help="output folder (default $DETECTRON2_DATASETS/shapes)")
-    parser.add_argument("--num-train", type=int, default=400)
-    parser.add_argument("--num-val", type=int, default=100)
+    parser.add_argument("--num-train", type=_positive_int, default=400)
+    parser.add_argument("--num-val", type=_positive_int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    files = ensure_shapes(args.root or shapes_root(), num_train=args.num_train, num_val=args.num_val, seed=args.seed)
+    try:
+        files = ensure_shapes(args.root or shapes_root(), num_train=args.num_train, num_val=args.num_val,
+                              seed=args.seed)
+    except FileExistsError as e:
+        raise SystemExit(f"error: {e}")
     for view, path in files.items():
         print(f"{view:>8}: {path}")
 
@@ -54,30 +82,25 @@ def _views(argv):
         prog="wsis-d2 views",
         description="Make weak-supervision views of a COCO instance JSON with masks: 'box' (masks "
                     "stripped), 'point' (boxes + N PointSup points per object labelled from the masks, "
-                    "masks stripped), 'semi_<p>' (p %% of the images keep masks, the rest boxes + one "
+                    "masks stripped), 'semi_<p>' (p % of the images keep masks, the rest boxes + one "
                     "centre point per object), 'full'. Writes <output-dir>/<input stem>_<view>.json; "
                     "never overwrites the input, nor an existing output unless --overwrite.")
     parser.add_argument("--input", required=True, help="COCO instance JSON with 'segmentation' on every annotation")
     parser.add_argument("--views", default="box,point", help="comma-separated views (default: box,point)")
     parser.add_argument("--output-dir", default=None, help="default: the input's folder")
-    parser.add_argument("--num-points", type=int, default=10, help="points per object in the point view")
+    parser.add_argument("--num-points", type=_positive_int, default=10, help="points per object in the point view")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     args = parser.parse_args(argv)
 
     src = Path(args.input)
     views = [v.strip() for v in args.views.split(",") if v.strip()]
-    try:
-        for view in views:
+    for view in views:
+        try:
             parse_view(view)
-    except ValueError as e:
-        parser.error(str(e))
-    if not src.is_file():
-        parser.error(f"{src}: no such file")
-    try:
-        coco = json.loads(src.read_text())
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"{src}: not valid JSON ({e})")
+        except ValueError as e:
+            parser.error(f"--views {view}: {e}")
+    coco = _load_json(src, parser)
     out_dir = Path(args.output_dir) if args.output_dir else src.parent
     targets = {view: out_dir / f"{src.stem}_{view}.json" for view in views}
     for view, path in targets.items():
@@ -108,8 +131,9 @@ def _autolabel(argv):
 
     from detectron2.utils.logger import setup_logger
 
-    from .autolabel import autolabel
+    from .autolabel import AUTOLABEL_BACKENDS, autolabel
     from .data.checks import AnnotationError
+    from .engine.setup import ConfigError
 
     parser = argparse.ArgumentParser(
         prog="wsis-d2 autolabel",
@@ -117,15 +141,18 @@ def _autolabel(argv):
                     "never overwrites the input, nor an existing output unless --overwrite.")
     parser.add_argument("--input", required=True, help="COCO instance JSON with boxes (optional points)")
     parser.add_argument("--image-root", required=True, help="folder the images' file_name are relative to")
-    parser.add_argument("--backend", default="grabcut", help="box | grabcut | model (default grabcut)")
+    parser.add_argument("--backend", default="grabcut", choices=sorted(AUTOLABEL_BACKENDS),
+                        help="default grabcut")
     parser.add_argument("--output", default=None, help="default: <input stem>_<backend>.json beside the input")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (box, grabcut)")
+    parser.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
+                        help="processes (box, grabcut)")
     parser.add_argument("--skip-bad", action="store_true", help="log bad images/annotations and go on")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    parser.add_argument("--grabcut-iters", type=int, default=5)
+    parser.add_argument("--grabcut-iters", type=_positive_int, default=5)
     parser.add_argument("--config-file", help="model backend: the trained model's config")
     parser.add_argument("--weights", help="model backend: its checkpoint")
-    parser.add_argument("--fallback", default="grabcut", help="model backend: for unmatched boxes (box | grabcut)")
+    parser.add_argument("--fallback", default="grabcut", choices=["box", "grabcut"],
+                        help="model backend: for unmatched boxes (default grabcut)")
     parser.add_argument("--match-iou", type=float, default=0.5, help="model backend: box IoU to match")
     args = parser.parse_args(argv)
     setup_logger(name="wsis_d2", abbrev_name="wsis")
@@ -137,22 +164,23 @@ def _autolabel(argv):
         parser.error(f"{src}: no such file")
     if out.resolve() == src.resolve():
         parser.error(f"{out}: would overwrite the input; choose another --output")
+    if out.is_dir():
+        parser.error(f"{out} is a folder; --output names the JSON file to write")
     if out.exists() and not args.overwrite:
         parser.error(f"{out} exists; pass --overwrite to replace it")
     options = {"grabcut": {"iterations": args.grabcut_iters}, "box": {}}.get(args.backend, {})
     if args.backend == "model":
         if not (args.config_file and args.weights):
             parser.error("the model backend needs --config-file and --weights")
+        if not os.path.isfile(args.weights):
+            parser.error(f"--weights {args.weights}: no such file")
         options = {"config_file": args.config_file, "weights": args.weights, "fallback": args.fallback,
                    "match_iou": args.match_iou}
-    try:
-        coco = json.loads(src.read_text())
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"error: {src}: not valid JSON ({e})")
+    coco = _load_json(src, parser)
     try:
         labelled, stats = autolabel(coco, str(src), args.image_root, args.backend, options, workers=args.workers,
                                     skip_bad=args.skip_bad)
-    except (AnnotationError, KeyError) as e:
+    except (AnnotationError, ConfigError) as e:
         raise SystemExit(f"error: {e}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(labelled))
@@ -234,6 +262,10 @@ def _convert(argv):
             coco, report = convert_labelme(args.input)
     except FileNotFoundError as e:
         raise SystemExit(f"error: {e}")
+    if not coco["images"]:
+        for reason in report.skipped:
+            print(f"skipped: {reason}")
+        raise SystemExit(f"error: no image was converted from {args.images or args.input}; nothing written")
     coco["info"]["conversion"] = report.as_dict()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(coco))
@@ -249,8 +281,9 @@ def _pointwssis(argv):
     from detectron2.utils.logger import setup_logger
 
     from .data.checks import AnnotationError
-    from .data.register import shapes_root
+    from .data.register import register_wsis_coco_instances, shapes_root
     from .data.shapes import ensure_shapes
+    from .engine.setup import ConfigError
     from .modeling.pointwssis.pipeline import run_pipeline
 
     parser = argparse.ArgumentParser(
@@ -262,10 +295,13 @@ def _pointwssis(argv):
                                             "train_semi_<percent>.json")
     parser.add_argument("--percent", type=float, default=10, help="shapes split when --semi-json is not given")
     parser.add_argument("--image-root", help="image folder of --semi-json (default: the shapes root)")
+    parser.add_argument("--val-json", help="with --semi-json: COCO JSON with masks to evaluate on (registered as "
+                                           "pointwssis_val; or name a registered set with DATASETS.TEST)")
+    parser.add_argument("--val-image-root", help="image folder of --val-json (default: --image-root)")
     parser.add_argument("--config-file", default=None, help="teacher/student config (default CondInst/R18_shapes)")
     parser.add_argument("--output-dir", default=None)
-    parser.add_argument("--refiner-iters", type=int, default=1500)
-    parser.add_argument("--crop-size", type=int, default=64)
+    parser.add_argument("--refiner-iters", type=_positive_int, default=1500)
+    parser.add_argument("--crop-size", type=_positive_int, default=64)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     args = parser.parse_args(argv)
     setup_logger(name="wsis_d2", abbrev_name="wsis")
@@ -279,13 +315,20 @@ def _pointwssis(argv):
         args.semi_json, args.image_root = files[key], args.image_root or root
     elif not args.image_root:
         parser.error("--image-root is required with --semi-json")
+    elif args.val_json:
+        if "DATASETS.TEST" in args.opts:
+            parser.error("--val-json and DATASETS.TEST both name the evaluation set: give one")
+        _load_json(args.val_json, parser)  # a missing or broken file stops here, before any training
+        register_wsis_coco_instances("pointwssis_val", {}, args.val_json, args.val_image_root or args.image_root,
+                                     replace=True)
+        args.opts += ["DATASETS.TEST", "('pointwssis_val',)"]
     elif "DATASETS.TEST" not in args.opts:
-        parser.error("with --semi-json, name the evaluation set: DATASETS.TEST \"('my_val',)\" (a registered dataset)")
+        parser.error("with --semi-json, name the evaluation set: --val-json VAL.json (COCO with masks), or "
+                     "DATASETS.TEST \"('my_val',)\" for a dataset registered in Python")
     if "MODEL.FCOS.NUM_CLASSES" not in args.opts:
-        import json
-
-        with open(args.semi_json) as f:
-            args.opts += ["MODEL.FCOS.NUM_CLASSES", str(len(json.load(f).get("categories", [])))]
+        semi = _load_json(args.semi_json, parser)
+        categories = semi.get("categories", []) if isinstance(semi, dict) else []
+        args.opts += ["MODEL.FCOS.NUM_CLASSES", str(len(categories))]
     from .model_zoo import get_config_file
 
     config = args.config_file or get_config_file("CondInst/R18_shapes.yaml")
@@ -293,7 +336,7 @@ def _pointwssis(argv):
     try:
         results = run_pipeline(args.semi_json, args.image_root, config, out, args.opts, args.refiner_iters,
                                args.crop_size)
-    except AnnotationError as e:
+    except (AnnotationError, ConfigError) as e:
         raise SystemExit(f"error: {e}")
     print(f"student: {results}")
 

@@ -114,6 +114,21 @@ class GrabCutBackend:
         return np.stack([self._one(image, b, None if points is None else points[i]) for i, b in enumerate(boxes)])
 
 
+def _parameters_not_in(model, weights: str) -> list:
+    """Names in ``model.state_dict()`` that the ``.pth`` checkpoint ``weights`` does not hold.
+
+    detectron2's checkpointer only logs such names and leaves them randomly initialised, which
+    would label every box with a random model. Other formats (detectron2's ``.pkl``) are not read.
+    """
+    if not weights.endswith(".pth"):
+        return []
+    import torch
+
+    checkpoint = torch.load(weights, map_location="cpu", weights_only=False)
+    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else {}
+    return [name for name in model.state_dict() if name not in state]
+
+
 @register_backend("model")
 class ModelBackend:
     """Masks from a trained wsis-d2 (or detectron2) model, matched to the given boxes.
@@ -128,10 +143,15 @@ class ModelBackend:
                  score_thresh: float = 0.05, opts=()):
         from detectron2.engine import DefaultPredictor
 
-        from ..engine.setup import build_config
+        from ..engine.setup import ConfigError, build_config
 
         cfg = build_config(config_file, list(opts) + ["MODEL.WEIGHTS", weights])
         self.predictor = DefaultPredictor(cfg)
+        missing = _parameters_not_in(self.predictor.model, weights)
+        if missing:
+            raise ConfigError(
+                f"{weights}: lacks {len(missing)} of the {len(self.predictor.model.state_dict())} weights of "
+                f"{config_file}'s model (e.g. {missing[:3]}); is it a checkpoint of that config?")
         if cfg.INPUT.FORMAT != "BGR":
             raise ValueError(f"{config_file}: INPUT.FORMAT {cfg.INPUT.FORMAT}; the model backend feeds BGR images")
         self.fallback = AUTOLABEL_BACKENDS[fallback]()

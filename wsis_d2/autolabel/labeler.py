@@ -18,7 +18,8 @@ import numpy as np
 import pycocotools.mask as mask_util
 from tqdm import tqdm
 
-from ..data.checks import AnnotationError, check_annotation, check_image, check_top_level
+from ..data.checks import (AnnotationError, annotation_image_id, check_annotation, check_image, check_top_level,
+                           duplicate_image_ids, is_id)
 from ..data.rle import encode_mask, to_rle
 from .backends import AUTOLABEL_BACKENDS
 
@@ -55,32 +56,49 @@ def _points(ann: dict):
     return np.asarray(ann["point_coords"], np.float64).reshape(-1, 2), np.asarray(ann["point_labels"])
 
 
-def _tasks(coco: dict, json_file: str, image_root: str, skip_bad: bool):
-    """Checked per-image tasks; bad items raise, or with ``skip_bad`` are logged and left out."""
-    category_ids = check_top_level(coco, json_file)
-    images, bad_image_ids, skipped = {}, set(), []
-    for img in coco["images"]:
+def _skip(error: AnnotationError, skip_bad: bool, skipped: list) -> None:
+    """Record ``error`` in ``skipped`` when bad items are skipped; raise it otherwise."""
+    if not skip_bad:
+        raise error
+    skipped.append(str(error))
+
+
+def _checked_images(coco: dict, json_file: str, image_root: str, skip_bad: bool, skipped: list):
+    """({image id: entry} of the images that pass the checks, ids of the images left out)."""
+    good, left_out = [], set()
+    for index, img in enumerate(coco["images"]):
         try:
-            check_image(img, json_file, image_root)
-            images[img["id"]] = img
+            check_image(img, json_file, image_root, index)
+            good.append(img)
         except AnnotationError as e:
-            if not skip_bad:
-                raise
-            skipped.append(str(e))
-            bad_image_ids.add(img.get("id"))
+            _skip(e, skip_bad, skipped)
+            if isinstance(img, dict) and is_id(img.get("id")):
+                left_out.add(img["id"])  # an entry without a valid id has no annotation to leave out
+    for image_id, message in duplicate_image_ids(coco["images"], json_file).items():
+        # every entry with the id goes: its annotations cannot tell which picture they belong to
+        _skip(AnnotationError(message), skip_bad, skipped)
+        left_out.add(image_id)
+    return {img["id"]: img for img in good if img["id"] not in left_out}, left_out
+
+
+def _tasks(coco: dict, json_file: str, image_root: str, skip_bad: bool):
+    """(per-image tasks, reasons for what was left out, {image id: entry} of the kept images).
+
+    Bad items raise, or with ``skip_bad`` are recorded in the reasons and left out.
+    """
+    category_ids = check_top_level(coco, json_file)
+    skipped = []
+    images, left_out = _checked_images(coco, json_file, image_root, skip_bad, skipped)
     by_image: Dict[int, list] = {i: [] for i in images}
     # annotations are tracked by their position in the file: ids may be missing or repeated
     for index, ann in enumerate(coco["annotations"]):
-        if ann.get("image_id") in bad_image_ids:
-            continue  # left out with its image
         try:
-            check_annotation(ann, images, category_ids, json_file)
+            if annotation_image_id(ann, json_file, index) in left_out:
+                continue  # left out with its image
+            check_annotation(ann, images, category_ids, json_file, index)
+            by_image[ann["image_id"]].append((index, ann))
         except AnnotationError as e:
-            if not skip_bad:
-                raise
-            skipped.append(str(e))
-            continue
-        by_image[ann["image_id"]].append((index, ann))
+            _skip(e, skip_bad, skipped)
     tasks = []
     for image_id, indexed in by_image.items():
         img = images[image_id]
@@ -89,7 +107,7 @@ def _tasks(coco: dict, json_file: str, image_root: str, skip_bad: bool):
         points = [_points(a) for a in anns]
         tasks.append((image_id, os.path.join(image_root, img["file_name"]), (img["height"], img["width"]),
                       [k for k, _ in indexed], boxes, points if any(p is not None for p in points) else None))
-    return tasks, skipped, bad_image_ids
+    return tasks, skipped, images
 
 
 def autolabel(coco: dict, json_file: str, image_root: str, backend: str = "grabcut", options: dict = None,
@@ -109,12 +127,12 @@ def autolabel(coco: dict, json_file: str, image_root: str, backend: str = "grabc
     options = dict(options or {})
     if backend not in AUTOLABEL_BACKENDS:
         raise KeyError(f"unknown backend {backend!r}; known: {sorted(AUTOLABEL_BACKENDS)}")
-    tasks, skipped, dropped_images = _tasks(coco, json_file, image_root, skip_bad)
+    tasks, skipped, images = _tasks(coco, json_file, image_root, skip_bad)
     for message in skipped:
         logger.warning("skipped: %s", message)
 
     start = time.perf_counter()
-    results, labelled_images = {}, 0
+    results, labelled_images, failed = {}, 0, set()
     bar = tqdm(total=len(tasks), desc=f"autolabel ({backend})", unit="img", disable=not progress)
     if backend in IN_PROCESS_BACKENDS or workers <= 1:
         _init_worker(backend, options)
@@ -131,7 +149,7 @@ def autolabel(coco: dict, json_file: str, image_root: str, backend: str = "grabc
                     raise AnnotationError(f"{json_file}: image id {image_id}: {error}")
                 logger.warning("skipped: image id %s: %s", image_id, error)
                 skipped.append(error)
-                dropped_images.add(image_id)
+                failed.add(image_id)
                 continue
             results.update(dict(encoded))
             labelled_images += 1
@@ -141,7 +159,7 @@ def autolabel(coco: dict, json_file: str, image_root: str, backend: str = "grabc
             pool.terminate()
     seconds = time.perf_counter() - start
 
-    out = copy.deepcopy({k: v for k, v in coco.items() if k != "annotations"})
+    out = copy.deepcopy({k: v for k, v in coco.items() if k not in ("images", "annotations")})
     annotations, ious = [], []
     for index, ann in enumerate(coco["annotations"]):
         rle = results.get(index)
@@ -151,7 +169,7 @@ def autolabel(coco: dict, json_file: str, image_root: str, backend: str = "grabc
             gt = to_rle(ann["segmentation"], *rle["size"])
             ious.append(float(mask_util.iou([rle], [gt], [0])[0, 0]))
         annotations.append(dict(ann, segmentation=rle, area=float(mask_util.area(rle))))
-    out["images"] = [img for img in out["images"] if img.get("id") not in dropped_images]
+    out["images"] = [copy.deepcopy(img) for image_id, img in images.items() if image_id not in failed]
     out["annotations"] = annotations
     stats = {
         "backend": backend, "images": labelled_images, "annotations": len(annotations),

@@ -6,7 +6,7 @@ torch several minutes into training.
 """
 import math
 import os
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 
 class AnnotationError(ValueError):
@@ -23,15 +23,100 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_id(v) -> bool:
+    """An image or category id: an integer or a string (lists or floats cannot key pycocotools' dicts)."""
+    return _is_int(v) or isinstance(v, str)
+
+
+def _check_object(value, json_file: str, field: str, index: int) -> None:
+    """Entry ``index`` of the top-level list ``field`` must be a JSON object before any of its fields is read."""
+    if not isinstance(value, dict):
+        raise AnnotationError(f"{json_file}: {field}[{index}] must be a JSON object, "
+                              f"got a {type(value).__name__}: {value!r:.60}")
+
+
+def rle_counts_from_string(counts) -> List[int]:
+    """Run lengths of a compressed COCO RLE ``counts`` string (``str`` as in JSON, or ``bytes``).
+
+    pycocotools has no validator for this format: it decodes any string, so a
+    corrupt one becomes a wrong mask without an error. This reads the format of
+    the COCO API (``rleFrString``) so that the checks can look at the runs. Each
+    count is a chain of characters with value ``ord(ch) - 48`` in 0..63, five
+    data bits each, least significant first; bit 0x20 says another character of
+    the same count follows, and on the last character bit 0x10 is the sign. From
+    the fourth count on, the stored number is the difference to the count two
+    positions earlier (runs of the same value, 0s or 1s, are alike in size).
+
+    Raises:
+        ValueError: a character is out of range or the string ends inside a count.
+    """
+    text = counts.decode("latin-1") if isinstance(counts, bytes) else counts
+    runs: List[int] = []
+    value = shift = 0
+    for pos, ch in enumerate(text):
+        c = ord(ch) - 48
+        if not 0 <= c <= 63:
+            raise ValueError(f"character {ch!r} at position {pos} is outside '0'..'o'")
+        value |= (c & 0x1F) << shift
+        shift += 5
+        if c & 0x20:
+            continue
+        if c & 0x10:
+            value -= 1 << shift  # two's complement over the bits read so far
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+        value = shift = 0
+    if shift:
+        raise ValueError("the string ends in the middle of a count")
+    return runs
+
+
+def _rle_runs(counts, where: str) -> List[int]:
+    """The run lengths of an RLE's ``counts``: an uncompressed list or a compressed string."""
+    if isinstance(counts, list):
+        if not all(_is_int(v) for v in counts):
+            raise AnnotationError(f"{where}: field 'segmentation' is an RLE whose 'counts' list holds "
+                                  "something other than integers")
+        return counts
+    if isinstance(counts, (str, bytes)):
+        try:
+            return rle_counts_from_string(counts)
+        except ValueError as e:
+            raise AnnotationError(f"{where}: field 'segmentation' is an RLE whose 'counts' string is "
+                                  f"malformed: {e}") from None
+    raise AnnotationError(f"{where}: field 'segmentation' is an RLE whose 'counts' must be a string or a list "
+                          f"of run lengths, got {type(counts).__name__}")
+
+
+def _check_rle(segm: dict, image: dict, where: str) -> None:
+    """An RLE of the image's size whose runs cover each of its pixels exactly once."""
+    if "counts" not in segm or "size" not in segm:
+        raise AnnotationError(f"{where}: field 'segmentation' is an RLE dict without 'counts' and 'size'")
+    size = segm["size"]
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)):
+        raise AnnotationError(f"{where}: field 'segmentation' has RLE size {size!r}, not [height, width] integers")
+    if size != [image["height"], image["width"]]:
+        raise AnnotationError(
+            f"{where}: field 'segmentation' has RLE size {size}, "
+            f"but its image is {[image['height'], image['width']]} (height, width)"
+        )
+    runs = _rle_runs(segm["counts"], where)
+    if min(runs, default=0) < 0:
+        raise AnnotationError(f"{where}: field 'segmentation' is an RLE with a negative run length {min(runs)}")
+    # pycocotools decodes runs of any total without complaint: too few leave pixels out, too many spill over
+    if sum(runs) != size[0] * size[1]:
+        raise AnnotationError(f"{where}: field 'segmentation' is an RLE whose run lengths sum to {sum(runs)}, "
+                              f"not height x width = {size[0] * size[1]}")
+
+
 def _check_segmentation(segm, image: dict, where: str) -> None:
     if isinstance(segm, dict):
-        if "counts" not in segm or "size" not in segm:
-            raise AnnotationError(f"{where}: field 'segmentation' is an RLE dict without 'counts' and 'size'")
-        if list(segm["size"]) != [image["height"], image["width"]]:
-            raise AnnotationError(
-                f"{where}: field 'segmentation' has RLE size {list(segm['size'])}, "
-                f"but its image is {[image['height'], image['width']]} (height, width)"
-            )
+        _check_rle(segm, image, where)
         return
     if isinstance(segm, list):
         if len(segm) == 0:
@@ -69,12 +154,21 @@ def _check_points(ann: dict, x0, y0, x1, y1, where: str) -> None:
             )
 
 
-def check_image(img: dict, json_file: str, image_root: Optional[str]) -> None:
-    """One image entry: id, file name (existing under ``image_root`` when given), positive size."""
-    where = f"{json_file}: image id {img.get('id')}"
-    for field in ("id", "file_name", "height", "width"):
+def check_image(img: dict, json_file: str, image_root: Optional[str], index: int) -> None:
+    """Image entry ``index``: an object with an id, a file name (existing under ``image_root`` when
+    given) and a positive size."""
+    _check_object(img, json_file, "images", index)
+    if "id" not in img:
+        raise AnnotationError(f"{json_file}: images[{index}]: field 'id' is missing")
+    if not is_id(img["id"]):
+        raise AnnotationError(f"{json_file}: images[{index}]: field 'id' = {img['id']!r} "
+                              "must be an integer or a string")
+    where = f"{json_file}: image id {img['id']}"
+    for field in ("file_name", "height", "width"):
         if field not in img:
             raise AnnotationError(f"{where}: field '{field}' is missing")
+    if not isinstance(img["file_name"], str) or not img["file_name"]:
+        raise AnnotationError(f"{where}: field 'file_name' = {img['file_name']!r} must be a non-empty string")
     if not (_is_number(img["height"]) and _is_number(img["width"]) and img["height"] > 0 and img["width"] > 0):
         raise AnnotationError(f"{where}: fields 'height'/'width' must be positive numbers")
     if image_root is not None:
@@ -83,15 +177,50 @@ def check_image(img: dict, json_file: str, image_root: Optional[str]) -> None:
             raise AnnotationError(f"{where}: field 'file_name' points to a missing image file {path}")
 
 
-def check_annotation(ann: dict, images: Dict[int, dict], category_ids: set, json_file: str) -> None:
-    """One annotation, against the file's images (by id) and category ids."""
-    where = f"{json_file}: annotation id {ann.get('id')}"
-    image = images.get(ann.get("image_id"))
+def duplicate_image_ids(images: list, json_file: str) -> Dict[object, str]:
+    """{image id: error message} for each id that more than one image entry uses.
+
+    Annotations name their image by id only, so with a repeated id they would be
+    drawn on (or checked against) the wrong picture. Entries that are not objects
+    or have no valid id are skipped here; :func:`check_image` reports them.
+    """
+    names: Dict[object, list] = {}
+    for img in images:
+        if isinstance(img, dict) and is_id(img.get("id")):
+            names.setdefault(img["id"], []).append(str(img.get("file_name")))
+    return {
+        image_id: (f"{json_file}: image id {image_id} is used by {len(files)} image entries "
+                   f"(file_name {', '.join(files)}); image ids must be unique")
+        for image_id, files in names.items() if len(files) > 1
+    }
+
+
+def _annotation_where(ann: dict, json_file: str, index: int) -> str:
+    # annotation ids are optional in practice, so the position in the file stands in for a missing one
+    return f"{json_file}: annotation id {ann['id']}" if "id" in ann else f"{json_file}: annotations[{index}]"
+
+
+def annotation_image_id(ann: dict, json_file: str, index: int):
+    """The ``image_id`` of annotation entry ``index``, once the entry is an object and the field an id."""
+    _check_object(ann, json_file, "annotations", index)
+    image_id = ann.get("image_id")
+    if not is_id(image_id):
+        raise AnnotationError(f"{_annotation_where(ann, json_file, index)}: field 'image_id' = {image_id!r} "
+                              "must be an integer or a string (an image id)")
+    return image_id
+
+
+def check_annotation(ann: dict, images: Dict[int, dict], category_ids: set, json_file: str, index: int) -> None:
+    """Annotation entry ``index``, against the file's images (by id) and category ids."""
+    image_id = annotation_image_id(ann, json_file, index)
+    where = _annotation_where(ann, json_file, index)
+    image = images.get(image_id)
     if image is None:
-        raise AnnotationError(f"{where}: field 'image_id' = {ann.get('image_id')!r} is not an image id of this file")
+        raise AnnotationError(f"{where}: field 'image_id' = {image_id!r} is not an image id of this file")
     where += f" (image {image['file_name']})"
-    if ann.get("category_id") not in category_ids:
-        raise AnnotationError(f"{where}: field 'category_id' = {ann.get('category_id')!r} is not one of "
+    category_id = ann.get("category_id")
+    if not is_id(category_id) or category_id not in category_ids:
+        raise AnnotationError(f"{where}: field 'category_id' = {category_id!r} is not one of "
                               f"the categories {sorted(category_ids)}")
     if ann.get("iscrowd", 0) not in (0, 1):
         raise AnnotationError(f"{where}: field 'iscrowd' must be 0 or 1")
@@ -111,32 +240,53 @@ def check_annotation(ann: dict, images: Dict[int, dict], category_ids: set, json
     _check_points(ann, x, y, x + w, y + h, where)
 
 
+def _check_one_id_kind(ids, json_file: str, what: str) -> None:
+    # detectron2's load_coco_json (and the category list in error messages) sorts ids: a mix of ints and strings fails
+    if len({type(i) for i in ids}) > 1:
+        raise AnnotationError(f"{json_file}: field 'id' of the {what} entries mixes integers and strings; "
+                              "use one kind")
+
+
 def check_top_level(coco: dict, json_file: str) -> set:
-    """The required top-level lists and the categories; returns the category ids."""
+    """The top-level object, its required lists and the categories; returns the category ids."""
+    if not isinstance(coco, dict):
+        raise AnnotationError(f"{json_file}: the top level must be a JSON object with 'images', 'annotations' "
+                              f"and 'categories', got a {type(coco).__name__}")
     for key in ("images", "annotations", "categories"):
         if not isinstance(coco.get(key), list):
             raise AnnotationError(f"{json_file}: top-level field '{key}' is missing or not a list")
     category_ids = set()
-    for cat in coco["categories"]:
+    for index, cat in enumerate(coco["categories"]):
+        _check_object(cat, json_file, "categories", index)
         if "id" not in cat or "name" not in cat:
-            raise AnnotationError(f"{json_file}: a category lacks 'id' or 'name': {cat}")
+            raise AnnotationError(f"{json_file}: categories[{index}] lacks 'id' or 'name': {cat}")
+        if not is_id(cat["id"]):
+            raise AnnotationError(f"{json_file}: categories[{index}]: field 'id' = {cat['id']!r} "
+                                  "must be an integer or a string")
         category_ids.add(cat["id"])
+    _check_one_id_kind(category_ids, json_file, "category")
     return category_ids
 
 
 def check_coco_instances(coco: dict, json_file: str, image_root: Optional[str]) -> None:
     """Check a loaded COCO instance dict; raise :class:`AnnotationError` on the first problem.
 
-    Checked: required top-level lists; each image has an id, a file that exists
-    under ``image_root`` and a positive size; each annotation refers to a known
-    image and category, has a finite box with w, h > 0 inside the image, a
-    well-formed segmentation (polygons or RLE of the image's size) when present,
-    and points inside its box with labels in {0, 1} when present. Images
-    without annotations are fine.
+    Checked: the top level is an object with the required lists of objects; each
+    category and image has an integer or string id (one kind per list); each
+    image has a unique id, a file that exists under ``image_root`` and a positive
+    size; each annotation refers to a known image and category, has a finite box
+    with w, h > 0 inside the image, a well-formed segmentation (polygons, or an
+    RLE of the image's size whose runs cover it exactly) when present, and points
+    inside its box with labels in {0, 1} when present. Images without
+    annotations are fine.
     """
     category_ids = check_top_level(coco, json_file)
-    for img in coco["images"]:
-        check_image(img, json_file, image_root)
+    for index, img in enumerate(coco["images"]):
+        check_image(img, json_file, image_root, index)
+    duplicates = duplicate_image_ids(coco["images"], json_file)
+    if duplicates:
+        raise AnnotationError(next(iter(duplicates.values())))
     images = {img["id"]: img for img in coco["images"]}
-    for ann in coco["annotations"]:
-        check_annotation(ann, images, category_ids, json_file)
+    _check_one_id_kind(images, json_file, "image")
+    for index, ann in enumerate(coco["annotations"]):
+        check_annotation(ann, images, category_ids, json_file, index)

@@ -283,14 +283,31 @@ def shapes_json_files(root, semi_percents: Sequence[int] = (5, 10, 20, 50)) -> D
 
 
 def ensure_shapes(root, **generator_kwargs) -> Dict[str, str]:
-    """Generate the shapes dataset in ``root`` unless it is already there."""
+    """Generate the shapes dataset in ``root`` unless it is already there.
+
+    Raises:
+        FileExistsError: ``root`` holds data of another generator version, or made with other
+            ``generator_kwargs`` than those passed (only the keys passed are compared), or
+            something that is not a shapes dataset. Nothing there is overwritten.
+    """
     root = Path(root)
     if (root / "params.json").exists():
-        version = json.loads((root / "params.json").read_text()).get("version")
+        params = json.loads((root / "params.json").read_text())
+        version = params.get("version")
         if version != GENERATOR_VERSION:
             raise FileExistsError(
                 f"{root} holds shapes data of generator version {version}, this wsis-d2 writes version "
                 f"{GENERATOR_VERSION}; delete {root} to regenerate it (it is not overwritten automatically)."
+            )
+        # json round trip: tuples asked for compare equal to the lists stored
+        asked = json.loads(json.dumps(generator_kwargs))
+        differ = {k: v for k, v in asked.items() if params.get(k) != v}
+        if differ:
+            held = ", ".join(f"{k}={params.get(k)}" for k in differ)
+            wanted = ", ".join(f"{k}={v}" for k, v in differ.items())
+            raise FileExistsError(
+                f"{root} holds shapes data made with {held}, not the {wanted} asked for; it is not "
+                f"regenerated over existing data: delete {root} or choose another folder."
             )
         return shapes_json_files(root, generator_kwargs.get("semi_percents", (5, 10, 20, 50)))
     if root.exists() and any(root.iterdir()):

@@ -1,7 +1,9 @@
 """Build the config of a run: detectron2 defaults + wsis-d2 keys + file + command-line overrides."""
 import logging
+import os
 
 import torch
+import yaml
 from detectron2.config import get_cfg
 from detectron2.engine import default_setup
 from detectron2.utils import comm
@@ -13,18 +15,62 @@ from ..data.register import prepare_datasets
 logger = logging.getLogger(__name__)
 
 
+class ConfigError(ValueError):
+    """A config file, override or weights path that cannot be used; the message names the file and key."""
+
+
+def _reason(error: Exception) -> str:
+    # KeyError's str() wraps its message in quotes; yacs and detectron2 put the key name in the message
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+
+
 def build_config(config_file: str = "", opts=()):
-    """The merged, unfrozen config (no side effects)."""
+    """The merged, unfrozen config (no side effects).
+
+    Raises:
+        ConfigError: a missing or unreadable config file (or ``_BASE_``), an unknown key, a value of the
+            wrong type, or overrides that are not ``KEY VALUE`` pairs.
+    """
     cfg = get_cfg()
     add_wsis_config(cfg)
     if config_file:
-        cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
+        if not os.path.isfile(config_file):
+            raise ConfigError(f"{config_file}: no such config file")
+        try:
+            cfg.merge_from_file(config_file)
+        except (KeyError, ValueError, AssertionError, OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"{config_file}: {_reason(e)}") from e
+    opts = list(opts)
+    if len(opts) % 2:
+        raise ConfigError(f"command-line overrides must be KEY VALUE pairs; got {len(opts)}: {opts}")
+    try:
+        cfg.merge_from_list(opts)
+    except (KeyError, ValueError, AssertionError) as e:
+        raise ConfigError(f"command-line override: {_reason(e)}") from e
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         # detectron2 defaults to CUDA; on a CPU-only machine run there instead of failing.
         logging.getLogger("wsis_d2").warning("MODEL.DEVICE is %r but CUDA is unavailable: using the CPU", cfg.MODEL.DEVICE)
         cfg.MODEL.DEVICE = "cpu"
     return cfg
+
+
+def check_weights(cfg, eval_only: bool, resume: bool) -> None:
+    """Raise :class:`ConfigError` when the run would start from weights it cannot have.
+
+    ``--resume`` with a checkpoint in ``OUTPUT_DIR`` loads that checkpoint; otherwise
+    ``MODEL.WEIGHTS`` is loaded, and a local path must exist. ``--eval-only`` without
+    either would score a randomly initialised model, so it is refused.
+    """
+    if resume and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")):
+        return
+    weights = cfg.MODEL.WEIGHTS
+    # the R-50 configs name ImageNet backbone weights: evaluating them would score an untrained head
+    if eval_only and (not weights or "ImageNetPretrained" in weights):
+        raise ConfigError("--eval-only needs trained weights: add MODEL.WEIGHTS path/to/model_final.pth "
+                          f"(or --resume with a checkpoint in OUTPUT_DIR {cfg.OUTPUT_DIR}); "
+                          f"MODEL.WEIGHTS is {weights!r}")
+    if weights and "://" not in weights and not os.path.isfile(weights):
+        raise ConfigError(f"MODEL.WEIGHTS: {weights}: no such file")
 
 
 def setup(args):

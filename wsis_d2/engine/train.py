@@ -1,13 +1,14 @@
 """The train / evaluate entry used by ``projects/train_net.py`` and ``wsis-d2 train``."""
 import json
 import os
+import sys
 
 from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
 
 from .checkpoint import WSISCheckpointer
 from .launch import launch
-from .setup import setup
+from .setup import ConfigError, build_config, check_weights, setup
 from .trainer import Trainer
 
 
@@ -36,10 +37,28 @@ def run(args):
     return getattr(trainer, "_last_eval_results", None)
 
 
-def main(argv=None):
+_EXAMPLES = """
+Examples:
+    {prog} --config-file configs/CondInst/R18_shapes.yaml
+    {prog} --config-file CFG.yaml --eval-only MODEL.WEIGHTS output/.../model_final.pth
+    {prog} --config-file CFG.yaml --resume                # continue from OUTPUT_DIR's last checkpoint
+    {prog} --config-file CFG.yaml --num-gpus 2            # 2 processes (gloo without CUDA)
+    {prog} --config-file CFG.yaml SOLVER.BASE_LR 0.005    # KEY VALUE overrides after the flags
+"""
+
+
+def main(argv=None, prog=None):
     """Parse detectron2's train_net flags and launch :func:`run` (N CPU processes with gloo when
-    ``--num-gpus N`` is given on a machine without CUDA)."""
-    args = default_argument_parser().parse_args(argv)
+    ``--num-gpus N`` is given on a machine without CUDA). ``prog`` names the command in ``--help``."""
+    prog = prog or os.path.basename(sys.argv[0])
+    parser = default_argument_parser(epilog=_EXAMPLES.format(prog=prog))
+    parser.prog = prog
+    args = parser.parse_args(argv)
     print("Command Line Args:", args)
+    # checked once here, before any process starts, so a mistake is one line and not a traceback per process
+    try:
+        check_weights(build_config(args.config_file, args.opts), args.eval_only, args.resume)
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}")
     launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))
