@@ -142,6 +142,21 @@ def test_duplicate_image_ids_are_named(good):
                               "(file_name a.png, b.png); image ids must be unique")
 
 
+def test_annotation_ids_must_exist_and_be_unique(good):
+    tmp_path, coco = good
+    second = dict(coco["annotations"][0])
+    coco["annotations"].append(second)
+    with pytest.raises(AnnotationError) as err:
+        _load(tmp_path, coco)
+    assert str(err.value) == (f"{tmp_path / 'ann.json'}: annotation id 7 is used by annotations[0] and "
+                              "annotations[1]; annotation ids must be unique")
+    del second["id"]
+    with pytest.raises(AnnotationError, match=r"annotations\[1\]: field 'id' = None is missing"):
+        _load(tmp_path, coco)
+    second["id"] = 8
+    assert len(_load(tmp_path, coco)[0][0]["annotations"]) == 2
+
+
 def _runs(mask):
     """Run lengths of ``mask`` in COCO's order (column-major, starting with a run of 0s), found with numpy."""
     flat = mask.flatten(order="F").astype(np.int8)

@@ -5,6 +5,12 @@ losses and the shapes datasets into detectron2's registries.
 """
 __version__ = "0.1.0"
 
+import warnings  # noqa: E402
+
+# detectron2 0.6 applies torch.jit.script to a few helpers when imported, and torch >= 2.10 answers each
+# with a FutureWarning that no wsis-d2 user can act on; only that message is silenced
+warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
+
 from . import data, modeling  # noqa: E402,F401  (registration)
 from .config import add_wsis_config  # noqa: E402
 

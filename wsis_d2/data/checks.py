@@ -268,6 +268,20 @@ def check_top_level(coco: dict, json_file: str) -> set:
     return category_ids
 
 
+def _check_annotation_ids(annotations: list, json_file: str) -> None:
+    # pycocotools indexes a training file's annotations by 'id' and detectron2 asserts they are unique;
+    # both fail deep inside their loaders otherwise (autolabel, which tracks positions, does not need this)
+    first_index: Dict[object, int] = {}
+    for index, ann in enumerate(annotations):
+        if not is_id(ann.get("id")):
+            raise AnnotationError(f"{json_file}: annotations[{index}]: field 'id' = {ann.get('id')!r} "
+                                  "is missing or not an integer or a string")
+        if ann["id"] in first_index:
+            raise AnnotationError(f"{json_file}: annotation id {ann['id']} is used by annotations"
+                                  f"[{first_index[ann['id']]}] and annotations[{index}]; annotation ids must be unique")
+        first_index[ann["id"]] = index
+
+
 def check_coco_instances(coco: dict, json_file: str, image_root: Optional[str]) -> None:
     """Check a loaded COCO instance dict; raise :class:`AnnotationError` on the first problem.
 
@@ -277,8 +291,8 @@ def check_coco_instances(coco: dict, json_file: str, image_root: Optional[str]) 
     size; each annotation refers to a known image and category, has a finite box
     with w, h > 0 inside the image, a well-formed segmentation (polygons, or an
     RLE of the image's size whose runs cover it exactly) when present, and points
-    inside its box with labels in {0, 1} when present. Images without
-    annotations are fine.
+    inside its box with labels in {0, 1} when present, and a unique id. Images
+    without annotations are fine.
     """
     category_ids = check_top_level(coco, json_file)
     for index, img in enumerate(coco["images"]):
@@ -290,3 +304,4 @@ def check_coco_instances(coco: dict, json_file: str, image_root: Optional[str]) 
     _check_one_id_kind(images, json_file, "image")
     for index, ann in enumerate(coco["annotations"]):
         check_annotation(ann, images, category_ids, json_file, index)
+    _check_annotation_ids(coco["annotations"], json_file)
