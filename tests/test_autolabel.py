@@ -278,5 +278,14 @@ def test_model_backend_refuses_a_checkpoint_of_another_model(tmp_path):
 
     weights = tmp_path / "other.pth"
     torch.save({"model": {"some.other.weight": torch.zeros(1)}}, weights)
-    with pytest.raises(ConfigError, match=r"other.pth: lacks \d+ of the \d+ weights of .*R18_shapes.yaml's model"):
+    with pytest.raises(ConfigError, match=r"other.pth: lacks \(or holds another shape of\) \d+ of the \d+ weights "
+                                          r"of .*R18_shapes.yaml's model"):
         ModelBackend(get_config_file("CondInst/R18_shapes.yaml"), str(weights), opts=["MODEL.DEVICE", "cpu"])
+    from detectron2.modeling import build_model
+
+    from wsis_d2.engine.setup import build_config
+
+    config = get_config_file("CondInst/R18_shapes.yaml")
+    own = tmp_path / "own.pth"
+    torch.save({"model": build_model(build_config(config, ["MODEL.DEVICE", "cpu"])).state_dict()}, own)
+    assert ModelBackend(config, str(own), opts=["MODEL.DEVICE", "cpu"]).predictor.model is not None

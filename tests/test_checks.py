@@ -176,14 +176,14 @@ def test_rle_decoder_reads_pycocotools_strings(kind):
     rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
     runs = rle_counts_from_string(rle["counts"])  # bytes, as pycocotools returns them
     assert sum(runs) == height * width
-    assert runs == _runs(mask)
-    assert rle_counts_from_string(rle["counts"].decode("ascii")) == runs  # str, as in JSON
+    assert runs.tolist() == _runs(mask)
+    assert rle_counts_from_string(rle["counts"].decode("ascii")).tolist() == runs.tolist()  # str, as in JSON
     # both the string and its uncompressed list pass the checks
     coco = {"images": [{"id": 1, "file_name": "a.png", "height": height, "width": width}],
             "categories": [{"id": 1, "name": "thing"}],
             "annotations": [{"id": k, "image_id": 1, "category_id": 1, "bbox": [0, 0, width, height],
                              "segmentation": {"size": [height, width], "counts": counts}}
-                            for k, counts in enumerate([rle["counts"].decode("ascii"), runs])]}
+                            for k, counts in enumerate([rle["counts"].decode("ascii"), runs.tolist()])]}
     check_coco_instances(coco, "x.json", None)
 
 

@@ -116,6 +116,8 @@ def test_existing_data_made_with_other_settings_is_not_reused_silently(tmp_path,
     with pytest.raises(SystemExit, match="^error: .* not the num_train=3"):
         cli_main(["shapes", "--root", str(root), "--num-train", "3", "--num-val", "1"])
     assert (root / "annotations" / "val.json").read_text() == before
+    cli_main(["shapes", "--root", str(root)])  # no settings given: the data there is reused
+    assert "val: " + str(root / "annotations" / "val.json") in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli_main(["shapes", "--root", str(tmp_path / "t"), "--num-train", "0"])
     assert "--num-train: must be at least 1, got 0" in capsys.readouterr().err

@@ -51,13 +51,14 @@ def _shapes(argv):
 
     parser = argparse.ArgumentParser(prog="wsis-d2 shapes", description="Generate the embedded shapes dataset.")
     parser.add_argument("--root", default=None, help="output folder (default $DETECTRON2_DATASETS/shapes)")
-    parser.add_argument("--num-train", type=_positive_int, default=400)
-    parser.add_argument("--num-val", type=_positive_int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-train", type=_positive_int, help="default 400")
+    parser.add_argument("--num-val", type=_positive_int, help="default 100")
+    parser.add_argument("--seed", type=int, help="default 0")
     args = parser.parse_args(argv)
+    # only the settings given are compared with existing data (and passed on to a new one)
+    asked = {k: v for k, v in vars(args).items() if k != "root" and v is not None}
     try:
-        files = ensure_shapes(args.root or shapes_root(), num_train=args.num_train, num_val=args.num_val,
-                              seed=args.seed)
+        files = ensure_shapes(args.root or shapes_root(), **asked)
     except FileExistsError as e:
         raise SystemExit(f"error: {e}")
     for view, path in files.items():
@@ -172,7 +173,7 @@ def _autolabel(argv):
     if args.backend == "model":
         if not (args.config_file and args.weights):
             parser.error("the model backend needs --config-file and --weights")
-        if not os.path.isfile(args.weights):
+        if "://" not in args.weights and not os.path.isfile(args.weights):
             parser.error(f"--weights {args.weights}: no such file")
         options = {"config_file": args.config_file, "weights": args.weights, "fallback": args.fallback,
                    "match_iou": args.match_iou}
@@ -307,6 +308,8 @@ def _pointwssis(argv):
     setup_logger(name="wsis_d2", abbrev_name="wsis")
     logging.getLogger("wsis_d2").setLevel(logging.INFO)
     if args.semi_json is None:
+        if args.val_json:
+            parser.error("--val-json goes with --semi-json; the shapes splits evaluate on shapes val")
         root = shapes_root()
         files = ensure_shapes(root)
         key = f"semi_{args.percent:g}"

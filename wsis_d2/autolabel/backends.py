@@ -114,19 +114,22 @@ class GrabCutBackend:
         return np.stack([self._one(image, b, None if points is None else points[i]) for i, b in enumerate(boxes)])
 
 
-def _parameters_not_in(model, weights: str) -> list:
-    """Names in ``model.state_dict()`` that the ``.pth`` checkpoint ``weights`` does not hold.
+def _weights_left_unloaded(model, weights: str) -> list:
+    """Names of ``model``'s weights that the checkpoint ``weights`` leaves at their initial values.
 
-    detectron2's checkpointer only logs such names and leaves them randomly initialised, which
-    would label every box with a random model. Other formats (detectron2's ``.pkl``) are not read.
+    Those are the names it lacks and those whose shape differs; detectron2's checkpointer only logs
+    them, so a checkpoint of another model would label every box with a partly random one. Asked of
+    detectron2's own loader (``_load_file`` / ``_load_model``, the checkpointer's extension points), so
+    its name matching (``module.`` prefixes, ``.pkl`` files, URLs) is what is checked.
     """
-    if not weights.endswith(".pth"):
-        return []
-    import torch
+    from detectron2.checkpoint import DetectionCheckpointer
 
-    checkpoint = torch.load(weights, map_location="cpu", weights_only=False)
-    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else {}
-    return [name for name in model.state_dict() if name not in state]
+    checkpointer = DetectionCheckpointer(model)
+    local = checkpointer.path_manager.get_local_path(weights)
+    incompatible = checkpointer._load_model(checkpointer._load_file(local))
+    if incompatible is None:
+        return []
+    return list(incompatible.missing_keys) + [name for name, *_ in incompatible.incorrect_shapes]
 
 
 @register_backend("model")
@@ -147,11 +150,12 @@ class ModelBackend:
 
         cfg = build_config(config_file, list(opts) + ["MODEL.WEIGHTS", weights])
         self.predictor = DefaultPredictor(cfg)
-        missing = _parameters_not_in(self.predictor.model, weights)
-        if missing:
+        unloaded = _weights_left_unloaded(self.predictor.model, weights)
+        if unloaded:
             raise ConfigError(
-                f"{weights}: lacks {len(missing)} of the {len(self.predictor.model.state_dict())} weights of "
-                f"{config_file}'s model (e.g. {missing[:3]}); is it a checkpoint of that config?")
+                f"{weights}: lacks (or holds another shape of) {len(unloaded)} of the "
+                f"{len(self.predictor.model.state_dict())} weights of {config_file}'s model (e.g. {unloaded[:3]}); "
+                "is it a checkpoint of that config?")
         if cfg.INPUT.FORMAT != "BGR":
             raise ValueError(f"{config_file}: INPUT.FORMAT {cfg.INPUT.FORMAT}; the model backend feeds BGR images")
         self.fallback = AUTOLABEL_BACKENDS[fallback]()

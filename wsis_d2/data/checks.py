@@ -6,7 +6,9 @@ torch several minutes into training.
 """
 import math
 import os
-from typing import Dict, List, Optional
+from typing import Dict, Optional
+
+import numpy as np
 
 
 class AnnotationError(ValueError):
@@ -39,8 +41,12 @@ def _check_object(value, json_file: str, field: str, index: int) -> None:
                               f"got a {type(value).__name__}: {value!r:.60}")
 
 
-def rle_counts_from_string(counts) -> List[int]:
-    """Run lengths of a compressed COCO RLE ``counts`` string (``str`` as in JSON, or ``bytes``).
+# A run length that needs more characters than this would not fit in 64 bits (5 data bits per character).
+MAX_RLE_COUNT_CHARS = 12
+
+
+def rle_counts_from_string(counts) -> np.ndarray:
+    """Run lengths (int64) of a compressed COCO RLE ``counts`` string (``str`` as in JSON, or ``bytes``).
 
     pycocotools has no validator for this format: it decodes any string, so a
     corrupt one becomes a wrong mask without an error. This reads the format of
@@ -50,39 +56,46 @@ def rle_counts_from_string(counts) -> List[int]:
     the same count follows, and on the last character bit 0x10 is the sign. From
     the fourth count on, the stored number is the difference to the count two
     positions earlier (runs of the same value, 0s or 1s, are alike in size).
+    Vectorised over the characters: a training file may hold a million RLEs.
 
     Raises:
-        ValueError: a character is out of range or the string ends inside a count.
+        ValueError: a character is out of range, a count is too long, or the string ends inside a count.
     """
-    text = counts.decode("latin-1") if isinstance(counts, bytes) else counts
-    runs: List[int] = []
-    value = shift = 0
-    for pos, ch in enumerate(text):
-        c = ord(ch) - 48
-        if not 0 <= c <= 63:
-            raise ValueError(f"character {ch!r} at position {pos} is outside '0'..'o'")
-        value |= (c & 0x1F) << shift
-        shift += 5
-        if c & 0x20:
-            continue
-        if c & 0x10:
-            value -= 1 << shift  # two's complement over the bits read so far
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
-        value = shift = 0
-    if shift:
+    raw = counts if isinstance(counts, bytes) else counts.encode("latin-1", errors="replace")
+    chars = np.frombuffer(raw, np.uint8).astype(np.int64) - 48
+    out_of_range = np.flatnonzero((chars < 0) | (chars > 63))
+    if out_of_range.size:
+        pos = int(out_of_range[0])
+        raise ValueError(f"character {chr(raw[pos])!r} at position {pos} is outside '0'..'o'")
+    if chars.size == 0:
+        return np.zeros(0, np.int64)
+    last = (chars & 0x20) == 0
+    if not last[-1]:
         raise ValueError("the string ends in the middle of a count")
+    ends = np.flatnonzero(last)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    lengths = ends - starts + 1
+    if lengths.max() > MAX_RLE_COUNT_CHARS:
+        raise ValueError(f"a count spans {lengths.max()} characters (at most {MAX_RLE_COUNT_CHARS})")
+    place = np.arange(chars.size) - np.repeat(starts, lengths)
+    values = np.add.reduceat((chars & 0x1F) << (5 * place), starts)
+    negative = (chars[ends] & 0x10) != 0
+    values[negative] -= np.left_shift(1, 5 * lengths[negative])  # two's complement over the bits read
+    runs = values.copy()
+    # runs[i] = values[i] + runs[i - 2] for i >= 3: a running sum over the odd places and over the even
+    # places from 2 on
+    runs[1::2] = np.cumsum(values[1::2])
+    runs[2::2] = np.cumsum(values[2::2])
     return runs
 
 
-def _rle_runs(counts, where: str) -> List[int]:
+def _rle_runs(counts, where: str) -> np.ndarray:
     """The run lengths of an RLE's ``counts``: an uncompressed list or a compressed string."""
     if isinstance(counts, list):
         if not all(_is_int(v) for v in counts):
             raise AnnotationError(f"{where}: field 'segmentation' is an RLE whose 'counts' list holds "
                                   "something other than integers")
-        return counts
+        return np.asarray(counts, np.int64)
     if isinstance(counts, (str, bytes)):
         try:
             return rle_counts_from_string(counts)
@@ -106,11 +119,11 @@ def _check_rle(segm: dict, image: dict, where: str) -> None:
             f"but its image is {[image['height'], image['width']]} (height, width)"
         )
     runs = _rle_runs(segm["counts"], where)
-    if min(runs, default=0) < 0:
-        raise AnnotationError(f"{where}: field 'segmentation' is an RLE with a negative run length {min(runs)}")
+    if runs.size and runs.min() < 0:
+        raise AnnotationError(f"{where}: field 'segmentation' is an RLE with a negative run length {runs.min()}")
     # pycocotools decodes runs of any total without complaint: too few leave pixels out, too many spill over
-    if sum(runs) != size[0] * size[1]:
-        raise AnnotationError(f"{where}: field 'segmentation' is an RLE whose run lengths sum to {sum(runs)}, "
+    if int(runs.sum()) != size[0] * size[1]:
+        raise AnnotationError(f"{where}: field 'segmentation' is an RLE whose run lengths sum to {runs.sum()}, "
                               f"not height x width = {size[0] * size[1]}")
 
 
