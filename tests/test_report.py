@@ -119,3 +119,13 @@ def test_report_command_writes_the_paired_table(tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: --exclude-class needs --baseline, before anything is written
         main(["report", "--results", str(results), "--exclude-class", "ring", "--output-dir", str(tmp_path / "x")])
     assert not (tmp_path / "x").exists()
+    # only seeds 2 and 3: the first line names them, and seed 1's rows are left out
+    sim_seed_1 = dict(_row("sim", 1, 40.0, "fs", ring=28.0))
+    results.write_text(json.dumps(rows[:3] + [sim_seed_1] + rows[4:]))
+    main(["report", "--results", str(results), "--baseline", "boxinst", "--seeds", "2", "3", "--output-dir", str(out)])
+    text = (out / "paired_vs_boxinst.md").read_text()
+    assert "; only seeds 2, 3." in text.splitlines()[0]
+    assert "| sim | fs | 2,3 | 31.5 | 30.5 | +1.00 | 0.0 |" in text
+    with pytest.raises(SystemExit):
+        main(["report", "--results", str(results), "--seeds", "2", "3", "--output-dir", str(tmp_path / "y")])
+    assert not (tmp_path / "y").exists()

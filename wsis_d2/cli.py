@@ -7,7 +7,7 @@
     wsis-d2 convert --format instance-png --images DIR --masks DIR --output OUT.json [--category NAME]
     wsis-d2 convert --format labelme --input DIR --output OUT.json
     wsis-d2 pointwssis --semi-json SEMI.json --image-root DIR --val-json VAL.json [--config-file C --output-dir O] [KEY VALUE ...]
-    wsis-d2 report [--results FILE.json ...] [--output-dir DIR] [--baseline METHOD [--exclude-class C ...]]
+    wsis-d2 report [--results FILE.json ...] [--output-dir DIR] [--baseline METHOD [--exclude-class C ...] [--seeds S ...]]
     wsis-d2 views --input COCO.json --views box,point,semi_10 [--output-dir DIR --num-points 10 --seed 0]
 """
 import argparse
@@ -209,9 +209,13 @@ def _report(argv):
                              "(paired_vs_<method>.md), e.g. boxinst")
     parser.add_argument("--exclude-class", nargs="+", default=(),
                         help="with --baseline: also compare the mean AP of the other classes")
+    parser.add_argument("--seeds", type=int, nargs="+", default=(),
+                        help="with --baseline: pair only these seeds (e.g. those run after a comparison was chosen)")
     args = parser.parse_args(argv)
     if args.exclude_class and not args.baseline:
         parser.error("--exclude-class compares with a baseline: pass --baseline METHOD too")
+    if args.seeds and not args.baseline:
+        parser.error("--seeds selects the seeds paired with a baseline: pass --baseline METHOD too")
     files = args.results or sorted(str(p) for p in Path("benchmarks/results").glob("????-??-??.json"))
     if not files:
         parser.error("no result files: pass --results or run from the repository root")
@@ -221,7 +225,7 @@ def _report(argv):
             raise ValueError(f"no rows of preset {args.preset!r} in {files}")
         # the paired table first: a bad --baseline stops the report before anything is written
         paired = (write_paired_report(load_rows(files, args.preset, by_setting=True), args.baseline, args.output_dir,
-                                      args.exclude_class) if args.baseline else None)
+                                      args.exclude_class, args.seeds) if args.baseline else None)
         paths = write_report(rows, args.output_dir)
     except ValueError as e:
         raise SystemExit(f"error: {e}")

@@ -243,10 +243,18 @@ def write_report(rows: List[dict], out_dir: str) -> dict:
     return {"table": str(md), "plot": str(png), "curves": str(curves) if has_curves else None, "points": [(r["method"], r["seconds"], r["segm_AP"]) for r in table]}
 
 
-def write_paired_report(rows: List[dict], baseline: str, out_dir: str, exclude_classes: Iterable[str] = ()) -> dict:
+def write_paired_report(rows: List[dict], baseline: str, out_dir: str, exclude_classes: Iterable[str] = (),
+                        seeds: Iterable[int] = ()) -> dict:
     """Write ``paired_vs_<baseline>.md`` (:func:`paired_seed_differences` of ``rows``) into ``out_dir``;
-    return its path and the table."""
+    return its path and the table.
+
+    ``seeds``, when given, keeps only those seeds' rows: e.g. the seeds run after a comparison was
+    chosen, to confirm it on data that did not suggest it. The table's first line names them.
+    """
     exclude_classes = sorted(set(exclude_classes))
+    seeds = sorted(set(seeds))
+    if seeds:
+        rows = [r for r in rows if r.get("seed") in seeds]
     table = paired_seed_differences(rows, baseline, exclude_classes)
 
     def cells(t: dict, seeds: List[int]) -> str:
@@ -257,7 +265,8 @@ def write_paired_report(rows: List[dict], baseline: str, out_dir: str, exclude_c
     header = (f"| setting | config | seeds | mean | {baseline} mean | difference | std | 95 % interval | wins "
               "| verdict |")
     lines = [f"Segm AP minus {baseline}'s at the same seeds (mean paired difference, sample std, two-sided 95 % "
-             "Student-t interval; above / below only when the interval excludes 0).", "", header,
+             "Student-t interval; above / below only when the interval excludes 0)"
+             + (f"; only seeds {', '.join(map(str, seeds))}." if seeds else "."), "", header,
              "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {t['setting']} | {t['config_fingerprint'] or '—'} | {cells(t, t['seeds'])}" for t in table]
     if exclude_classes:
