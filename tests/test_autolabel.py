@@ -273,7 +273,7 @@ def test_model_backend_refuses_a_checkpoint_of_another_model(tmp_path):
     import torch
 
     from wsis_d2.autolabel import ModelBackend
-    from wsis_d2.engine.setup import ConfigError
+    from wsis_d2.config import ConfigError
     from wsis_d2.model_zoo import get_config_file
 
     weights = tmp_path / "other.pth"

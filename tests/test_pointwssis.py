@@ -274,9 +274,13 @@ def test_pointwssis_command_registers_the_evaluation_set_and_names_bad_files(tin
     run = ["pointwssis", "--semi-json", semi, "--image-root", tiny_shapes["root"], "--output-dir", str(tmp_path)]
     cli_main(run + ["--val-json", val])
     opts = calls[0][4]
-    assert opts[opts.index("DATASETS.TEST") + 1] == "('pointwssis_val',)"
-    assert opts[opts.index("MODEL.FCOS.NUM_CLASSES") + 1] == "6"
-    assert len(DatasetCatalog.get("pointwssis_val")) == 4  # the tiny val images, loaded with the checks
+    val_name = opts[opts.index("DATASETS.TEST") + 1].strip("(',)")
+    assert val_name.startswith("pointwssis_val_") and opts[opts.index("MODEL.FCOS.NUM_CLASSES") + 1] == "6"
+    assert len(DatasetCatalog.get(val_name)) == 4  # the tiny val images, loaded with the checks
+    other_val = tmp_path / "val_copy.json"
+    other_val.write_text(open(val).read())
+    cli_main(run + ["--val-json", str(other_val)])  # another file: another name in the run's recorded inputs
+    assert calls[1][4][opts.index("DATASETS.TEST") + 1] != f"('{val_name}',)"
     with pytest.raises(SystemExit):
         cli_main(run)
     assert "name the evaluation set: --val-json VAL.json" in capsys.readouterr().err
@@ -288,4 +292,4 @@ def test_pointwssis_command_registers_the_evaluation_set_and_names_bad_files(tin
     with pytest.raises(SystemExit, match=r"^error: .*broken.json: not valid JSON"):
         cli_main(["pointwssis", "--semi-json", str(broken), "--image-root", tiny_shapes["root"],
                   "DATASETS.TEST", "('x',)"])
-    assert len(calls) == 1
+    assert len(calls) == 2

@@ -134,7 +134,7 @@ def _autolabel(argv):
 
     from .autolabel import AUTOLABEL_BACKENDS, autolabel
     from .data.checks import AnnotationError
-    from .engine.setup import ConfigError
+    from .config import ConfigError
 
     parser = argparse.ArgumentParser(
         prog="wsis-d2 autolabel",
@@ -281,6 +281,7 @@ def _convert(argv):
 
 
 def _pointwssis(argv):
+    import hashlib
     import logging
 
     from detectron2.utils.logger import setup_logger
@@ -288,7 +289,7 @@ def _pointwssis(argv):
     from .data.checks import AnnotationError
     from .data.register import register_wsis_coco_instances, shapes_root
     from .data.shapes import ensure_shapes
-    from .engine.setup import ConfigError
+    from .config import ConfigError
     from .modeling.pointwssis.pipeline import run_pipeline
 
     parser = argparse.ArgumentParser(
@@ -301,7 +302,8 @@ def _pointwssis(argv):
     parser.add_argument("--percent", type=float, default=10, help="shapes split when --semi-json is not given")
     parser.add_argument("--image-root", help="image folder of --semi-json (default: the shapes root)")
     parser.add_argument("--val-json", help="with --semi-json: COCO JSON with masks to evaluate on (registered as "
-                                           "pointwssis_val; or name a registered set with DATASETS.TEST)")
+                                           "pointwssis_val_<hash of its path>; or name a registered set with "
+                                           "DATASETS.TEST)")
     parser.add_argument("--val-image-root", help="image folder of --val-json (default: --image-root)")
     parser.add_argument("--config-file", default=None, help="teacher/student config (default CondInst/R18_shapes)")
     parser.add_argument("--output-dir", default=None)
@@ -326,9 +328,11 @@ def _pointwssis(argv):
         if "DATASETS.TEST" in args.opts:
             parser.error("--val-json and DATASETS.TEST both name the evaluation set: give one")
         _load_json(args.val_json, parser)  # a missing or broken file stops here, before any training
-        register_wsis_coco_instances("pointwssis_val", {}, args.val_json, args.val_image_root or args.image_root,
+        # named after the file, so that the run's recorded inputs (and a resume's check of them) include it
+        val_name = "pointwssis_val_" + hashlib.sha1(os.path.abspath(args.val_json).encode()).hexdigest()[:8]
+        register_wsis_coco_instances(val_name, {}, args.val_json, args.val_image_root or args.image_root,
                                      replace=True)
-        args.opts += ["DATASETS.TEST", "('pointwssis_val',)"]
+        args.opts += ["DATASETS.TEST", f"('{val_name}',)"]
     elif "DATASETS.TEST" not in args.opts:
         parser.error("with --semi-json, name the evaluation set: --val-json VAL.json (COCO with masks), or "
                      "DATASETS.TEST \"('my_val',)\" for a dataset registered in Python")

@@ -146,7 +146,8 @@ class ModelBackend:
                  score_thresh: float = 0.05, opts=()):
         from detectron2.engine import DefaultPredictor
 
-        from ..engine.setup import ConfigError, build_config
+        from ..config import ConfigError
+        from ..engine.setup import build_config
 
         cfg = build_config(config_file, list(opts) + ["MODEL.WEIGHTS", weights])
         self.predictor = DefaultPredictor(cfg)

@@ -1,3 +1,4 @@
 from .defaults import add_wsis_config
+from .errors import ConfigError
 
-__all__ = ["add_wsis_config"]
+__all__ = ["ConfigError", "add_wsis_config"]

@@ -9,14 +9,10 @@ from detectron2.engine import default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from ..config import add_wsis_config
+from ..config import ConfigError, add_wsis_config
 from ..data.register import prepare_datasets
 
 logger = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """A config file, override or weights path that cannot be used; the message names the file and key."""
 
 
 def _reason(error: Exception) -> str:

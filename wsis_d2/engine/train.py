@@ -6,9 +6,10 @@ import sys
 from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
 
+from ..config import ConfigError
 from .checkpoint import WSISCheckpointer
 from .launch import launch
-from .setup import ConfigError, build_config, check_weights, setup
+from .setup import build_config, check_weights, setup
 from .trainer import Trainer
 
 

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from ...autolabel.backends import AUTOLABEL_BACKENDS, fill_box
+from ...config import ConfigError
 from ...data.checks import AnnotationError, check_coco_instances
 from ...data.register import register_wsis_coco_instances
 from ...data.rle import decode, encode_mask
@@ -276,7 +277,7 @@ def _check_same_inputs(output_dir: str, inputs: dict) -> None:
             before = json.load(f)
         if before != json.loads(json.dumps(inputs)):
             changed = sorted(k for k in set(before) | set(inputs) if before.get(k) != inputs.get(k))
-            raise ValueError(f"{output_dir} holds a PointWSSIS run with other inputs ({', '.join(changed)} differ, "
+            raise ConfigError(f"{output_dir} holds a PointWSSIS run with other inputs ({', '.join(changed)} differ, "
                              f"see {path}); choose another output dir or delete it")
         return
     with open(path, "w") as f:
@@ -308,7 +309,7 @@ def run_pipeline(semi_json: str, image_root: str, config_file: str, output_dir: 
     from ...engine.setup import build_config
 
     if crop_size % 2 ** MaskRefineNet.DEFAULT_DEPTH:
-        raise ValueError(f"crop size {crop_size} must be divisible by {2 ** MaskRefineNet.DEFAULT_DEPTH}")
+        raise ConfigError(f"crop size {crop_size} must be divisible by {2 ** MaskRefineNet.DEFAULT_DEPTH}")
     with open(semi_json) as f:
         coco = json.load(f)
     check_coco_instances(coco, semi_json, image_root)
