@@ -7,12 +7,10 @@ import yaml
 from detectron2.config import get_cfg
 from detectron2.engine import default_setup
 from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
+from detectron2.utils.logger import log_first_n, setup_logger
 
 from ..config import ConfigError, add_wsis_config
 from ..data.register import prepare_datasets
-
-logger = logging.getLogger(__name__)
 
 
 def _reason(error: Exception) -> str:
@@ -44,8 +42,10 @@ def build_config(config_file: str = "", opts=()):
     except (KeyError, ValueError, AssertionError) as e:
         raise ConfigError(f"command-line override: {_reason(e)}") from e
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
-        # detectron2 defaults to CUDA; on a CPU-only machine run there instead of failing.
-        logging.getLogger("wsis_d2").warning("MODEL.DEVICE is %r but CUDA is unavailable: using the CPU", cfg.MODEL.DEVICE)
+        # detectron2 defaults to CUDA; on a CPU-only machine run there instead of failing. Said once per
+        # process: `train` builds the config for its early checks and again for the run.
+        log_first_n(logging.WARNING, f"MODEL.DEVICE is {cfg.MODEL.DEVICE!r} but CUDA is unavailable: using the CPU",
+                    name="wsis_d2", key="message")
         cfg.MODEL.DEVICE = "cpu"
     return cfg
 
