@@ -4,12 +4,33 @@ NeurIPS 2017), as BoxTeacher, SIM and PointWSSIS use it.
 The teacher is a submodule of the model, so detectron2's checkpointer saves
 and ``--resume`` restores it with the student; its parameters never require
 gradients, so the optimizer skips them. :class:`EMAUpdateHook` updates it after
-every optimiser step; in multi-process training every process applies the same
-update to the same (synchronised) student, so the teachers stay identical.
+every optimiser step. In multi-process training the students' parameters are
+the same in every process (DistributedDataParallel averages their gradients),
+but their BatchNorm statistics are not (detectron2 builds DDP with
+``broadcast_buffers=False``, so each process keeps those of its own images): the
+teacher's update takes the student's floating-point buffers averaged over the
+processes, so every process holds the same teacher.
 """
+from typing import Dict
+
 import torch
+import torch.distributed as dist
 from detectron2.engine import HookBase
+from detectron2.utils import comm
 from torch import nn
+
+
+def _buffers_averaged_over_processes(module: nn.Module) -> Dict[str, torch.Tensor]:
+    """The module's floating-point buffers (e.g. BatchNorm running statistics), averaged over the
+    processes in one all-reduce; the module itself is left as it is."""
+    buffers = {name: b for name, b in module.named_buffers() if b.dtype.is_floating_point}
+    if comm.get_world_size() == 1 or not buffers:
+        return buffers
+    flat = torch.cat([b.detach().float().flatten() for b in buffers.values()])
+    dist.all_reduce(flat)
+    flat /= comm.get_world_size()
+    chunks = flat.split([b.numel() for b in buffers.values()])
+    return {name: chunk.view_as(b).to(b.dtype) for (name, b), chunk in zip(buffers.items(), chunks)}
 
 
 def ema_momentum(iteration: int, momentum: float) -> float:
@@ -42,8 +63,9 @@ class MeanTeacher(nn.Module):
     @torch.no_grad()
     def update(self, student: nn.Module, momentum: float) -> None:
         """teacher = momentum * teacher + (1 - momentum) * student, for parameters and float buffers;
-        integer buffers (e.g. BatchNorm's batch counter) are copied."""
-        student_state = student.state_dict()
+        integer buffers (e.g. BatchNorm's batch counter) are copied. The student's floating-point
+        buffers enter averaged over the processes (see the module docstring)."""
+        student_state = dict(student.state_dict(), **_buffers_averaged_over_processes(student))
         for name, value in self.model.state_dict().items():
             source = student_state[name]
             if value.dtype.is_floating_point:
