@@ -174,6 +174,31 @@ def test_boxteacher_trains_from_boxes_and_pseudo_masks(tiny_shapes):
         Trainer.build_model(cfg)
 
 
+@pytest.mark.parametrize("strong", [True, False])
+def test_strong_view_jitters_the_students_image_only(tiny_shapes, strong):
+    from wsis_d2.modeling.teacher.strong_aug import strong_photometric
+
+    cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box", MODEL__BOX_TEACHER__STRONG_AUG=str(strong))
+    model = Trainer.build_model(cfg)
+    batch = next(iter(Trainer.build_train_loader(cfg)))
+    originals = [x["image"].clone() for x in batch]
+    torch.manual_seed(0)
+    with EventStorage(0):
+        student = model.student_inputs(batch)
+    for x, s, original in zip(batch, student, originals):
+        assert torch.equal(x["image"], original)  # the teacher's (and the caller's) view is untouched
+        assert s["image"].shape == original.shape
+        assert torch.equal(s["instances"].gt_boxes.tensor, x["instances"].gt_boxes.tensor)  # photometric only
+    changed = [not torch.equal(s["image"].float(), o.float()) for s, o in zip(student, originals)]
+    assert any(changed) if strong else not any(changed)
+    # the jitter keeps 0-255, and its grey images (p 0.2) have three equal channels
+    torch.manual_seed(0)
+    image = torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8)
+    views = torch.stack([strong_photometric(image, "BGR") for _ in range(30)])
+    assert views.min() >= 0 and views.max() <= 255
+    assert any(torch.allclose(v[0], v[1]) and torch.allclose(v[1], v[2]) for v in views)
+
+
 def test_trainer_updates_the_teacher_and_resume_restores_it(tiny_shapes, tmp_path):
     cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box", output_dir=tmp_path,
                        SOLVER__CHECKPOINT_PERIOD="2", TEST__EVAL_PERIOD="0")
