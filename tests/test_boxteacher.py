@@ -213,6 +213,25 @@ def test_trainer_updates_the_teacher_and_resume_restores_it(tiny_shapes, tmp_pat
         assert torch.equal(v, trained[k]), k
 
 
+def test_resume_continues_with_the_saved_teacher(tiny_shapes, tmp_path):
+    cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box", output_dir=tmp_path,
+                       SOLVER__CHECKPOINT_PERIOD="2", TEST__EVAL_PERIOD="0", SOLVER__MAX_ITER="2")
+    first = Trainer(cfg)
+    first.train()
+    saved = {k: v.clone() for k, v in first.model.teacher.state_dict().items()}
+    student = first.model.student.state_dict()
+    assert any(not torch.equal(v, student[k]) for k, v in saved.items())  # so a copy of the student would show
+    cfg.defrost()
+    cfg.SOLVER.MAX_ITER = 3
+    resumed = Trainer(cfg)
+    resumed.resume_or_load(resume=True)  # train_net.py --resume
+    assert resumed.start_iter == 2
+    for k, v in resumed.model.teacher.state_dict().items():
+        assert torch.equal(v, saved[k]), k  # not the fresh copy of the student
+    resumed.train()
+    assert any(not torch.equal(v, saved[k]) for k, v in resumed.model.teacher.state_dict().items())
+
+
 def test_pseudo_affinity_hand_case():
     from wsis_d2.modeling.losses import pseudo_affinity_loss
     from wsis_d2.modeling.losses.pairwise import valid_edges
