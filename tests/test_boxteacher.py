@@ -175,18 +175,28 @@ def test_boxteacher_trains_from_boxes_and_pseudo_masks(tiny_shapes):
 
 
 @pytest.mark.parametrize("strong", [True, False])
-def test_strong_view_jitters_the_students_image_only(tiny_shapes, strong):
+def test_strong_view_jitters_the_students_image_only(tiny_shapes, strong, monkeypatch):
     from wsis_d2.modeling.teacher.strong_aug import strong_photometric
 
-    cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box", MODEL__BOX_TEACHER__STRONG_AUG=str(strong))
+    cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box", MODEL__BOX_TEACHER__STRONG_AUG=str(strong),
+                       MODEL__BOX_TEACHER__START_ITER="0")
     model = Trainer.build_model(cfg)
     batch = next(iter(Trainer.build_train_loader(cfg)))
     originals = [x["image"].clone() for x in batch]
+    teacher_saw = []
+    teacher_forward = model.teacher.model.forward
+
+    def recording_forward(inputs):
+        teacher_saw.extend(x["image"].clone() for x in inputs)
+        return teacher_forward(inputs)
+
+    monkeypatch.setattr(model.teacher.model, "forward", recording_forward)
     torch.manual_seed(0)
     with EventStorage(0):
         student = model.student_inputs(batch)
-    for x, s, original in zip(batch, student, originals):
-        assert torch.equal(x["image"], original)  # the teacher's (and the caller's) view is untouched
+    assert len(teacher_saw) == len(batch)
+    for x, s, original, seen in zip(batch, student, originals, teacher_saw):
+        assert torch.equal(seen, original) and torch.equal(x["image"], original)  # the teacher's view is the plain one
         assert s["image"].shape == original.shape
         assert torch.equal(s["instances"].gt_boxes.tensor, x["instances"].gt_boxes.tensor)  # photometric only
     changed = [not torch.equal(s["image"].float(), o.float()) for s, o in zip(student, originals)]

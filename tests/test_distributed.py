@@ -12,8 +12,36 @@ from wsis_d2.data.register import register_shapes
 from wsis_d2.engine import Trainer
 from wsis_d2.engine.launch import launch
 from wsis_d2.modeling.sim.prototypes import ClassPrototypes
+from wsis_d2.modeling.teacher import MeanTeacher
 
 from .conftest import small_config
+
+# wsis_d2.engine.launch hands over to detectron2's NCCL launcher when CUDA is available
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the gloo path of CPU-only machines")
+
+
+def _update_teacher_of_a_batchnorm(out_file_pattern):
+    # process r's student has running mean r + 1, variance 2(r + 1) and has counted 3(r + 1) batches
+    rank = comm.get_rank()
+    student = torch.nn.BatchNorm1d(2)
+    student.running_mean.fill_(rank + 1.0)
+    student.running_var.fill_(2.0 * (rank + 1))
+    student.num_batches_tracked.fill_(3 * (rank + 1))
+    teacher = MeanTeacher(torch.nn.BatchNorm1d(2))
+    teacher.update(student, momentum=0.5)  # from mean 0, variance 1, 0 batches
+    torch.save({**teacher.model.state_dict(), "student_mean": student.running_mean},
+               out_file_pattern.format(rank=rank))
+
+
+def test_teacher_update_averages_the_students_statistics_over_processes(tmp_path):
+    pattern = str(tmp_path / "teacher_{rank}.pt")
+    launch(_update_teacher_of_a_batchnorm, 2, args=(pattern,))
+    for rank in (0, 1):
+        state = torch.load(pattern.format(rank=rank))
+        assert torch.allclose(state["running_mean"], torch.full((2,), 0.5 * 0.0 + 0.5 * 1.5))
+        assert torch.allclose(state["running_var"], torch.full((2,), 0.5 * 1.0 + 0.5 * 3.0))
+        assert state["num_batches_tracked"].item() == 3 * (rank + 1)  # an integer buffer is copied, not averaged
+        assert torch.equal(state["student_mean"], torch.full((2,), rank + 1.0))  # the student keeps its own
 
 
 def _update_prototypes(out_file_pattern):

@@ -21,16 +21,24 @@ from torch import nn
 
 
 def _buffers_averaged_over_processes(module: nn.Module) -> Dict[str, torch.Tensor]:
-    """The module's floating-point buffers (e.g. BatchNorm running statistics), averaged over the
-    processes in one all-reduce; the module itself is left as it is."""
-    buffers = {name: b for name, b in module.named_buffers() if b.dtype.is_floating_point}
-    if comm.get_world_size() == 1 or not buffers:
+    """The module's floating-point buffers that its ``state_dict`` holds (e.g. BatchNorm running
+    statistics), averaged over the processes: one all-reduce per dtype, so call it in every process.
+    The module itself is left as it is."""
+    persistent = module.state_dict().keys()
+    buffers = {name: b for name, b in module.named_buffers() if name in persistent and b.dtype.is_floating_point}
+    world_size = comm.get_world_size()
+    if world_size == 1:
         return buffers
-    flat = torch.cat([b.detach().float().flatten() for b in buffers.values()])
-    dist.all_reduce(flat)
-    flat /= comm.get_world_size()
-    chunks = flat.split([b.numel() for b in buffers.values()])
-    return {name: chunk.view_as(b).to(b.dtype) for (name, b), chunk in zip(buffers.items(), chunks)}
+    averaged = {}
+    # in the buffers' order, so that every process issues the same all-reduces in the same order
+    for dtype in dict.fromkeys(b.dtype for b in buffers.values()):
+        names = [name for name, b in buffers.items() if b.dtype == dtype]
+        flat = torch.cat([buffers[name].detach().flatten() for name in names])
+        dist.all_reduce(flat)
+        flat /= world_size
+        for name, chunk in zip(names, flat.split([buffers[name].numel() for name in names])):
+            averaged[name] = chunk.view_as(buffers[name])
+    return averaged
 
 
 def ema_momentum(iteration: int, momentum: float) -> float:
@@ -64,7 +72,8 @@ class MeanTeacher(nn.Module):
     def update(self, student: nn.Module, momentum: float) -> None:
         """teacher = momentum * teacher + (1 - momentum) * student, for parameters and float buffers;
         integer buffers (e.g. BatchNorm's batch counter) are copied. The student's floating-point
-        buffers enter averaged over the processes (see the module docstring)."""
+        buffers enter averaged over the processes (see the module docstring): with several processes
+        every one of them must call this."""
         student_state = dict(student.state_dict(), **_buffers_averaged_over_processes(student))
         for name, value in self.model.state_dict().items():
             source = student_state[name]
