@@ -59,6 +59,19 @@ def test_eval_only_writes_metrics(trained, tiny_shapes, tmp_path):
     assert "Evaluation results for segm" in log
 
 
+def test_eval_only_refuses_a_checkpoint_of_another_model(trained, tiny_shapes, tmp_path):
+    out, _ = trained
+    cmd = [sys.executable, str(REPO / "projects" / "train_net.py"), "--config-file",
+           str(REPO / "configs/MaskRCNN/R18_shapes.yaml"), "--eval-only",
+           *map(str, tiny_opts(tiny_shapes["root"], tmp_path, 1)), "MODEL.WEIGHTS", str(out / "model_final.pth")]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {out / 'model_final.pth'}: lacks (or holds another shape of)"), last
+    assert "MaskRCNN/R18_shapes.yaml's model" in last
+    assert not (tmp_path / "inference" / "metrics.json").exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the gloo path of CPU-only machines")
 def test_two_cpu_processes_with_gloo(tiny_shapes, tmp_path):
     log = train_net("--config-file", REPO / "configs/CondInst/R18_shapes.yaml", "--num-gpus", 2,

@@ -115,21 +115,16 @@ class GrabCutBackend:
 
 
 def _weights_left_unloaded(model, weights: str) -> list:
-    """Names of ``model``'s weights that the checkpoint ``weights`` leaves at their initial values.
-
-    Those are the names it lacks and those whose shape differs; detectron2's checkpointer only logs
-    them, so a checkpoint of another model would label every box with a partly random one. Asked of
-    detectron2's own loader (``_load_file`` / ``_load_model``, the checkpointer's extension points), so
-    its name matching (``module.`` prefixes, ``.pkl`` files, URLs) is what is checked.
+    """Names of ``model``'s weights that the checkpoint ``weights`` leaves at their initial values
+    (:func:`~wsis_d2.engine.checkpoint.unloaded_weight_names`). Asked of detectron2's own loader
+    (``_load_file`` / ``_load_model``, the checkpointer's extension points), so its name matching
+    (``module.`` prefixes, ``.pkl`` files, URLs) is what is checked.
     """
-    from detectron2.checkpoint import DetectionCheckpointer
+    from ..engine.checkpoint import WSISCheckpointer
 
-    checkpointer = DetectionCheckpointer(model)
-    local = checkpointer.path_manager.get_local_path(weights)
-    incompatible = checkpointer._load_model(checkpointer._load_file(local))
-    if incompatible is None:
-        return []
-    return list(incompatible.missing_keys) + [name for name, *_ in incompatible.incorrect_shapes]
+    checkpointer = WSISCheckpointer(model)
+    checkpointer._load_model(checkpointer._load_file(checkpointer.path_manager.get_local_path(weights)))
+    return checkpointer.unloaded_weights
 
 
 @register_backend("model")
@@ -146,17 +141,14 @@ class ModelBackend:
                  score_thresh: float = 0.05, opts=()):
         from detectron2.engine import DefaultPredictor
 
-        from ..config import ConfigError
+        from ..engine.checkpoint import unloaded_weights_error
         from ..engine.setup import build_config
 
         cfg = build_config(config_file, list(opts) + ["MODEL.WEIGHTS", weights])
         self.predictor = DefaultPredictor(cfg)
         unloaded = _weights_left_unloaded(self.predictor.model, weights)
         if unloaded:
-            raise ConfigError(
-                f"{weights}: lacks (or holds another shape of) {len(unloaded)} of the "
-                f"{len(self.predictor.model.state_dict())} weights of {config_file}'s model (e.g. {unloaded[:3]}); "
-                "is it a checkpoint of that config?")
+            raise unloaded_weights_error(weights, unloaded, self.predictor.model, config_file)
         if cfg.INPUT.FORMAT != "BGR":
             raise ValueError(f"{config_file}: INPUT.FORMAT {cfg.INPUT.FORMAT}; the model backend feeds BGR images")
         self.fallback = AUTOLABEL_BACKENDS[fallback]()

@@ -7,7 +7,7 @@ from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
 
 from ..config import ConfigError
-from .checkpoint import WSISCheckpointer
+from .checkpoint import WSISCheckpointer, unloaded_weights_error
 from .launch import launch
 from .setup import build_config, check_weights, setup
 from .trainer import Trainer
@@ -23,7 +23,11 @@ def run(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        WSISCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        checkpointer = WSISCheckpointer(model, save_dir=cfg.OUTPUT_DIR)
+        checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        if checkpointer.unloaded_weights:  # evaluating it would score a partly random model
+            loaded = checkpointer.get_checkpoint_file() if args.resume and checkpointer.has_checkpoint() else cfg.MODEL.WEIGHTS
+            raise unloaded_weights_error(loaded, checkpointer.unloaded_weights, model, args.config_file)
         results = Trainer.test(cfg, model)
         if comm.is_main_process():
             out = os.path.join(cfg.OUTPUT_DIR, "inference", "metrics.json")
@@ -61,5 +65,8 @@ def main(argv=None, prog=None):
         check_weights(build_config(args.config_file, args.opts), args.eval_only, args.resume)
     except ConfigError as e:
         raise SystemExit(f"error: {e}")
-    launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    try:
+        launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except ConfigError as e:  # found once the data or the weights are loaded (in this process when it is the only one)
+        raise SystemExit(f"error: {e}")

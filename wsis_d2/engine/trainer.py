@@ -12,6 +12,7 @@ from detectron2.data import build_detection_test_loader, build_detection_train_l
 from detectron2.engine import DefaultTrainer
 from detectron2.utils import comm
 
+from ..data.config_checks import check_datasets_fit_model
 from ..data.mapper import WSISDatasetMapper
 from ..evaluation import build_coco_evaluator
 from ..evaluation.pseudo_masks import PseudoMaskQualityHook
@@ -43,7 +44,11 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        return build_detection_train_loader(cfg, mapper=WSISDatasetMapper(cfg, is_train=True))
+        """detectron2's loader with :class:`WSISDatasetMapper`; then, with the training sets loaded,
+        their classes are checked against the model's and the test sets' (before training starts)."""
+        loader = build_detection_train_loader(cfg, mapper=WSISDatasetMapper(cfg, is_train=True))
+        check_datasets_fit_model(cfg, cfg.DATASETS.TRAIN, cfg.DATASETS.TEST)
+        return loader
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):

@@ -30,8 +30,10 @@ from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 
 from ..boxinst import BoxInst
+from ...config.ranges import check_ranges
 from ..teacher import TeacherStudent
 from ..teacher.strong_aug import strong_photometric
+from ..teacher.teacher_student import warn_if_teacher_never_starts
 
 
 @META_ARCH_REGISTRY.register()
@@ -55,6 +57,12 @@ class BoxTeacher(TeacherStudent):
 
     @classmethod
     def from_config(cls, cfg):
+        check_ranges(cfg, {
+            "MOMENTUM": "[0, 1]", "IOU_THRESH": "[0, 1]", "MASK_THRESH": "[0, 1]", "MASK_WEIGHT": "[0, inf)",
+            "WARMUP_ITERS": "[0, inf)", "START_ITER": "[0, inf)", "AFFINITY_WEIGHT": "[0, inf)",
+            "AFFINITY_THRESH": "[0, 1]", "BACKGROUND_COLOR.THRESH": "[0, 1]", "BACKGROUND_COLOR.BAND": "[1, inf)",
+            "BACKGROUND_COLOR.SAMPLES": "[1, inf)"}, prefix="MODEL.BOX_TEACHER.")
+        warn_if_teacher_never_starts(cfg, "MODEL.BOX_TEACHER.START_ITER")
         b = cfg.MODEL.BOX_TEACHER
         return {
             "student": BoxTeacherStudent(cfg),
