@@ -92,6 +92,11 @@ def test_runs_without_usable_weights_are_refused(tmp_path):
         check_weights(cfg, eval_only=False, resume=False)
     (tmp_path / "model_final.pth").write_bytes(b"")
     check_weights(cfg, eval_only=True, resume=False)
+    # a URL is fetched before anything else loads; one that cannot be is refused with what to do
+    cfg.MODEL.WEIGHTS = "http://127.0.0.1:9/R-50.pkl"  # the discard port: nothing answers
+    with pytest.raises(ConfigError, match=r"MODEL.WEIGHTS: http://127.0.0.1:9/R-50.pkl cannot be downloaded .*"
+                                          "pass MODEL.WEIGHTS path/to/the/file"):
+        check_weights(cfg, eval_only=False, resume=False)
 
 
 def test_train_command_stops_with_one_line_before_any_process_starts(tmp_path):

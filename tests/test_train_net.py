@@ -72,6 +72,24 @@ def test_eval_only_refuses_a_checkpoint_of_another_model(trained, tiny_shapes, t
     assert not (tmp_path / "inference" / "metrics.json").exists()
 
 
+def test_a_bad_annotation_file_stops_the_run_in_one_line(tiny_shapes, tmp_path):
+    import shutil
+
+    root = tmp_path / "shapes"
+    shutil.copytree(tiny_shapes["root"], root)
+    train = root / "annotations" / "train_full.json"
+    coco = json.loads(train.read_text())
+    coco["annotations"][0]["bbox"][2] = 0
+    train.write_text(json.dumps(coco))
+    cmd = [sys.executable, str(REPO / "projects" / "train_net.py"), "--config-file",
+           str(REPO / "configs/CondInst/R18_shapes.yaml"), *map(str, tiny_opts(root, tmp_path / "out", 1))]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {train}: annotation id {coco['annotations'][0]['id']}"), last
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the gloo path of CPU-only machines")
 def test_two_cpu_processes_with_gloo(tiny_shapes, tmp_path):
     log = train_net("--config-file", REPO / "configs/CondInst/R18_shapes.yaml", "--num-gpus", 2,

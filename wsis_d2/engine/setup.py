@@ -54,8 +54,9 @@ def check_weights(cfg, eval_only: bool, resume: bool) -> None:
     """Raise :class:`ConfigError` when the run would start from weights it cannot have.
 
     ``--resume`` with a checkpoint in ``OUTPUT_DIR`` loads that checkpoint; otherwise
-    ``MODEL.WEIGHTS`` is loaded, and a local path must exist. ``--eval-only`` without
-    either would score a randomly initialised model, so it is refused.
+    ``MODEL.WEIGHTS`` is loaded: a local path must exist, and a URL is downloaded now (or found in
+    detectron2's cache). ``--eval-only`` without either would score a randomly initialised model, so it
+    is refused.
     """
     if resume and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")):
         return
@@ -67,6 +68,20 @@ def check_weights(cfg, eval_only: bool, resume: bool) -> None:
                           f"MODEL.WEIGHTS is {weights!r}")
     if weights and "://" not in weights and not os.path.isfile(weights):
         raise ConfigError(f"MODEL.WEIGHTS: {weights}: no such file")
+    if "://" in weights:
+        _fetch_weights(weights)
+
+
+def _fetch_weights(url: str) -> None:
+    # detectron2 downloads (or finds in its cache) a URL only after the training data has loaded, minutes
+    # into a COCO run, and a machine without internet then ends in a long urllib traceback
+    from detectron2.utils.file_io import PathManager
+
+    try:
+        PathManager.get_local_path(url)
+    except OSError as e:  # urllib's URLError is an OSError
+        raise ConfigError(f"MODEL.WEIGHTS: {url} cannot be downloaded ({e}); fetch it on a machine with "
+                          "internet and pass MODEL.WEIGHTS path/to/the/file") from e
 
 
 def setup(args):

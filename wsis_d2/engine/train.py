@@ -7,6 +7,7 @@ from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
 
 from ..config import ConfigError
+from ..data.checks import AnnotationError
 from .checkpoint import WSISCheckpointer, unloaded_weights_error
 from .launch import launch
 from .setup import build_config, check_weights, setup
@@ -68,5 +69,5 @@ def main(argv=None, prog=None):
     try:
         launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))
-    except ConfigError as e:  # found once the data or the weights are loaded (in this process when it is the only one)
+    except (ConfigError, AnnotationError) as e:  # found once the data or weights load (here when one process)
         raise SystemExit(f"error: {e}")
