@@ -72,7 +72,7 @@ def test_config_mistakes_name_the_file_and_key(tmp_path):
     assert build_config(base, ["SOLVER.IMS_PER_BATCH", "4"]).SOLVER.IMS_PER_BATCH == 4
 
 
-def test_runs_without_usable_weights_are_refused(tmp_path):
+def test_runs_without_usable_weights_are_refused(tmp_path, monkeypatch):
     from wsis_d2.config import ConfigError
     from wsis_d2.engine.setup import build_config, check_weights
 
@@ -94,6 +94,7 @@ def test_runs_without_usable_weights_are_refused(tmp_path):
     check_weights(cfg, eval_only=True, resume=False)
     # a URL is fetched before anything else loads; one that cannot be is refused with what to do
     cfg.MODEL.WEIGHTS = "http://127.0.0.1:9/R-50.pkl"  # the discard port: nothing answers
+    monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "cache"))  # iopath's download cache, not the user's
     with pytest.raises(ConfigError, match=r"MODEL.WEIGHTS: http://127.0.0.1:9/R-50.pkl cannot be downloaded .*"
                                           "pass MODEL.WEIGHTS path/to/the/file"):
         check_weights(cfg, eval_only=False, resume=False)

@@ -47,15 +47,15 @@ def test_teacher_student_values_out_of_range_are_refused(tiny_shapes, config, ke
         Trainer.build_model(cfg)
 
 
-def test_a_schedule_that_ends_before_the_teacher_starts_is_reported(tiny_shapes, caplog):
-    cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box")  # START_ITER 500, MAX_ITER 2
+def test_a_schedule_that_ends_before_the_teacher_starts_is_reported(tiny_shapes, tmp_path, caplog):
+    cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box", output_dir=tmp_path)  # START_ITER 500
     with caplog.at_level(logging.WARNING):
-        Trainer.build_model(cfg)
-    assert "MODEL.BOX_TEACHER.START_ITER 500 >= SOLVER.MAX_ITER 2" in caplog.text
+        Trainer(cfg)
+    assert "BoxTeacher starts its pseudo labels at iteration 500 (START_ITER), not before SOLVER.MAX_ITER 2" in caplog.text
     caplog.clear()
-    cfg = small_config("SIM/R18_shapes.yaml", train="tiny_box", MODEL__SIM__START_ITER="0")
+    cfg = small_config("SIM/R18_shapes.yaml", train="tiny_box", output_dir=tmp_path, MODEL__SIM__START_ITER="0")
     with caplog.at_level(logging.WARNING):
-        Trainer.build_model(cfg)
+        Trainer(cfg)
     assert "START_ITER" not in caplog.text
 
 
@@ -110,7 +110,8 @@ def test_box_only_test_set_gets_box_ap_and_a_partly_masked_one_is_refused(tiny_s
 
     partly = _register_variant(tiny_shapes, tmp_path, "tiny_val_partly", "val", strip_first_mask)
     cfg = small_config("BoxInst/R18_shapes.yaml", train="tiny_box", DATASETS__TEST=f"('{partly}',)")
-    with pytest.raises(ConfigError, match="DATASETS.TEST tiny_val_partly: 1 of its .* annotations have no 'segmentation'"):
+    with pytest.raises(ConfigError, match=r"DATASETS.TEST tiny_val_partly: 1 of its \d+ annotations have no "
+                                          r"'segmentation' \(e.g. one on image .*val/000000.png, image_id 1\)"):
         Trainer.build_train_loader(cfg)
     with pytest.raises(ConfigError, match="tiny_val_partly"):
         build_coco_evaluator(cfg, partly, os.fspath(tmp_path / "eval"))

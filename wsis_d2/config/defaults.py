@@ -198,6 +198,7 @@ def add_wsis_config(cfg: CN) -> CN:
     _C.MODEL.SIM.LOSS_WEIGHT = 0.3
     _C.MODEL.SIM.PASTE_DICE_WEIGHT = 1.0
     _C.MODEL.SIM.RAMP_ITERS = 270000
+    # FOCAL_ALPHA < 0: no class weighting (fvcore's sigmoid_focal_loss)
     _C.MODEL.SIM.FOCAL_ALPHA = 0.25
     _C.MODEL.SIM.FOCAL_GAMMA = 2.0
     # TeacherFeaturePairwiseLoss: edges whose colour x teacher-feature similarity is at least this.

@@ -21,21 +21,26 @@ def class_count_key(cfg) -> str:
     return "MODEL.ROI_HEADS.NUM_CLASSES" if cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN" else "MODEL.FCOS.NUM_CLASSES"
 
 
+def _check_masks_all_or_none(dataset_dicts: list, dataset_name: str) -> bool:
+    without = [(d, a) for d in dataset_dicts for a in d.get("annotations", ()) if "segmentation" not in a]
+    total = sum(len(d.get("annotations", ())) for d in dataset_dicts)
+    if without and len(without) < total:
+        image = without[0][0]
+        raise ConfigError(
+            f"DATASETS.TEST {dataset_name}: {len(without)} of its {total} annotations have no 'segmentation' "
+            f"(e.g. one on image {image.get('file_name')}, image_id {image.get('image_id')}); mask AP needs "
+            "masks on all of them, box AP alone none")
+    return not without
+
+
 def has_masks_to_evaluate(dataset_name: str) -> bool:
     """True when every annotation of the dataset has a ``segmentation`` (or there are none), False when
-    none has (box AP only).
+    none has (box AP only). Loads the dataset.
 
     Raises:
         ConfigError: only some have one; COCO's mask evaluation would fail inside pycocotools.
     """
-    annotations = [a for d in DatasetCatalog.get(dataset_name) for a in d.get("annotations", ())]
-    without = [a for a in annotations if "segmentation" not in a]
-    if without and len(without) < len(annotations):
-        raise ConfigError(
-            f"DATASETS.TEST {dataset_name}: {len(without)} of its {len(annotations)} annotations have no "
-            f"'segmentation' (e.g. annotation id {without[0].get('id', '?')}); mask AP needs masks on all of "
-            "them, box AP alone none")
-    return not without or not annotations
+    return _check_masks_all_or_none(DatasetCatalog.get(dataset_name), dataset_name)
 
 
 def _thing_classes(name: str):
@@ -61,11 +66,11 @@ def check_datasets_fit_model(cfg, train_names: Sequence[str], test_names: Sequen
             logger.warning(f"{key} is {num_classes}, but DATASETS.TRAIN {train_names[0]} has only "
                            f"{len(train_classes)} classes: the other outputs are never trained")
     for name in test_names:
-        DatasetCatalog.get(name)  # loading it sets its metadata's classes
+        dataset_dicts = DatasetCatalog.get(name)  # loading it also sets its metadata's classes
         test_classes = _thing_classes(name)
         if train_classes is not None and test_classes is not None and list(test_classes) != list(train_classes):
             raise ConfigError(f"DATASETS.TEST {name} has the classes {list(test_classes)}, DATASETS.TRAIN "
                               f"{train_names[0]} {list(train_classes)}: predictions would be scored against "
                               "other classes; give both files the same categories")
         if cfg.MODEL.MASK_ON:
-            has_masks_to_evaluate(name)
+            _check_masks_all_or_none(dataset_dicts, name)

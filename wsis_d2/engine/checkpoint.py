@@ -18,7 +18,8 @@ def unloaded_weight_names(incompatible) -> List[str]:
     of another model would otherwise predict with a partly random one."""
     if incompatible is None:
         return []
-    return list(incompatible.missing_keys) + [name for name, *_ in incompatible.incorrect_shapes]
+    # fvcore drops a shape-mismatched weight before loading, so it is listed as missing too
+    return list(dict.fromkeys(list(incompatible.missing_keys) + [name for name, *_ in incompatible.incorrect_shapes]))
 
 
 def unloaded_weights_error(checkpoint: str, unloaded: List[str], model, config_file: str) -> ConfigError:

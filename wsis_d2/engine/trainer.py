@@ -33,6 +33,10 @@ class Trainer(DefaultTrainer):
         model = getattr(self.model, "module", self.model)
         if hasattr(model, "update_teacher"):
             hooks.insert(1, EMAUpdateHook())
+            if getattr(model, "start_iter", 0) >= self.cfg.SOLVER.MAX_ITER:  # nothing else in the log would say so
+                logger.warning(f"{type(model).__name__} starts its pseudo labels at iteration {model.start_iter} "
+                               f"(START_ITER), not before SOLVER.MAX_ITER {self.cfg.SOLVER.MAX_ITER}: this run "
+                               "trains with the box losses only")
         if self.cfg.WSIS.PSEUDO_MASK_EVAL.PERIOD > 0:
             if not hasattr(model, "pseudo_label"):  # every process stops, not just the main one
                 raise ValueError(f"WSIS.PSEUDO_MASK_EVAL.PERIOD is set, but {type(model).__name__} makes no "

@@ -33,7 +33,6 @@ from ..boxinst import BoxInst
 from ...config.ranges import check_ranges
 from ..teacher import TeacherStudent
 from ..teacher.strong_aug import strong_photometric
-from ..teacher.teacher_student import warn_if_teacher_never_starts
 
 
 @META_ARCH_REGISTRY.register()
@@ -62,7 +61,6 @@ class BoxTeacher(TeacherStudent):
             "WARMUP_ITERS": "[0, inf)", "START_ITER": "[0, inf)", "AFFINITY_WEIGHT": "[0, inf)",
             "AFFINITY_THRESH": "[0, 1]", "BACKGROUND_COLOR.THRESH": "[0, 1]", "BACKGROUND_COLOR.BAND": "[1, inf)",
             "BACKGROUND_COLOR.SAMPLES": "[1, inf)"}, prefix="MODEL.BOX_TEACHER.")
-        warn_if_teacher_never_starts(cfg, "MODEL.BOX_TEACHER.START_ITER")
         b = cfg.MODEL.BOX_TEACHER
         return {
             "student": BoxTeacherStudent(cfg),

@@ -37,7 +37,6 @@ from ..boxinst import BoxInst
 from ...data.pixels import box_pixel_ranges
 from ...config.ranges import check_increasing_pair, check_ranges
 from ..teacher import TeacherStudent
-from ..teacher.teacher_student import warn_if_teacher_never_starts
 from .copy_paste import ObjectBank, paste_objects
 from .prototypes import ClassPrototypes
 from .semantic_masks import semantic_pseudo_label
@@ -94,13 +93,12 @@ class SIM(TeacherStudent):
             "NUM_PROTOTYPES": "[1, inf)", "PROTOTYPE_MOMENTUM": "[0, 1]", "SINKHORN_EPSILON": "(0, inf)",
             "SINKHORN_ITERS": "[1, inf)", "GUMBEL_TAU": "(0, inf)", "START_ITER": "[0, inf)",
             "SEMANTIC_WEIGHT": "[0, 1]", "BG_THRESH": "[0, 1]", "LOSS_WEIGHT": "[0, inf)",
-            "PASTE_DICE_WEIGHT": "[0, inf)", "RAMP_ITERS": "[0, inf)", "FOCAL_ALPHA": "[0, 1]",
+            "PASTE_DICE_WEIGHT": "[0, inf)", "RAMP_ITERS": "[0, inf)", "FOCAL_ALPHA": "[-1, 1]",
             "FOCAL_GAMMA": "[0, inf)", "PAIRWISE_THRESH": "[0, 1]", "COPY_PASTE.PROB": "[0, 1]",
             "COPY_PASTE.BANK_SIZE": "[1, inf)", "COPY_PASTE.MAX_OBJECTS": "[1, inf)",
             "COPY_PASTE.SCORE_POWER": "[0, inf)", "COPY_PASTE.MIN_AREA": "[0, inf)",
             "COPY_PASTE.MAX_OCCLUSION": "[0, 1]"}, prefix="MODEL.SIM.")
         check_increasing_pair(cfg, "MODEL.SIM.FG_THRESH_RANGE")
-        warn_if_teacher_never_starts(cfg, "MODEL.SIM.START_ITER")
         s = cfg.MODEL.SIM
         return {
             "student": SIMStudent(cfg),

@@ -8,26 +8,13 @@ student's losses are the model's losses. Inference: the teacher's (default)
 or the student's predictions. Subclasses also expose ``pseudo_label``, which
 :class:`~wsis_d2.evaluation.pseudo_masks.PseudoMaskQualityHook` measures.
 """
-import logging
 from typing import Dict, List
 
 import torch
 from torch import nn
 
-from ...config.ranges import config_value
 from .ema import MeanTeacher, ema_momentum
 from .pseudo_labels import assign_pseudo_masks
-
-logger = logging.getLogger(__name__)
-
-
-def warn_if_teacher_never_starts(cfg, start_iter_key: str) -> None:
-    """A schedule that ends before the pseudo labels start trains the box losses alone; say so, since
-    nothing else in the log would (the pseudo-mask losses just stay 0)."""
-    start_iter = config_value(cfg, start_iter_key)
-    if start_iter >= cfg.SOLVER.MAX_ITER:
-        logger.warning(f"{start_iter_key} {start_iter} >= SOLVER.MAX_ITER {cfg.SOLVER.MAX_ITER}: the teacher's "
-                       "pseudo labels never start, so this run trains with the box losses only")
 
 
 class TeacherStudent(nn.Module):
