@@ -257,9 +257,10 @@ def write_paired_report(rows: List[dict], baseline: str, out_dir: str, exclude_c
         rows = [r for r in rows if r.get("seed") in seeds]
     table = paired_seed_differences(rows, baseline, exclude_classes)
 
-    def cells(t: dict, seeds: List[int]) -> str:
-        return (f"{','.join(map(str, seeds))} | {t['mean']} | {t['baseline_mean']} | {t['mean_difference']:+.2f} | "
-                f"{t['difference_std']} | {t['ci95'][0]:+.2f} .. {t['ci95'][1]:+.2f} | {t['wins']}/{len(seeds)} | "
+    def cells(t: dict, paired_seeds: List[int]) -> str:
+        return (f"{','.join(map(str, paired_seeds))} | {t['mean']} | {t['baseline_mean']} | "
+                f"{t['mean_difference']:+.2f} | {t['difference_std']} | {t['ci95'][0]:+.2f} .. {t['ci95'][1]:+.2f} | "
+                f"{t['wins']}/{len(paired_seeds)} | "
                 f"{t['verdict']} |")
 
     header = (f"| setting | config | seeds | mean | {baseline} mean | difference | std | 95 % interval | wins "

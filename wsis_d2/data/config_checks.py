@@ -18,7 +18,9 @@ logger = logging.getLogger(__name__)
 
 def class_count_key(cfg) -> str:
     """The config key that sets the model's number of classes."""
-    return "MODEL.ROI_HEADS.NUM_CLASSES" if cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN" else "MODEL.FCOS.NUM_CLASSES"
+    if cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN":
+        return "MODEL.ROI_HEADS.NUM_CLASSES"
+    return "MODEL.FCOS.NUM_CLASSES"
 
 
 def _check_masks_all_or_none(dataset_dicts: list, dataset_name: str) -> bool:

@@ -27,7 +27,8 @@ def run(args):
         checkpointer = WSISCheckpointer(model, save_dir=cfg.OUTPUT_DIR)
         checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         if checkpointer.unloaded_weights:  # evaluating it would score a partly random model
-            loaded = checkpointer.get_checkpoint_file() if args.resume and checkpointer.has_checkpoint() else cfg.MODEL.WEIGHTS
+            resumed = args.resume and checkpointer.has_checkpoint()
+            loaded = checkpointer.get_checkpoint_file() if resumed else cfg.MODEL.WEIGHTS
             raise unloaded_weights_error(loaded, checkpointer.unloaded_weights, model, args.config_file)
         results = Trainer.test(cfg, model)
         if comm.is_main_process():

@@ -20,24 +20,21 @@ from detectron2.utils import comm
 from torch import nn
 
 
-def _buffers_averaged_over_processes(module: nn.Module) -> Dict[str, torch.Tensor]:
-    """The module's floating-point buffers that its ``state_dict`` holds (e.g. BatchNorm running
-    statistics), averaged over the processes: one all-reduce per dtype, so call it in every process.
-    The module itself is left as it is."""
-    persistent = module.state_dict().keys()
-    buffers = {name: b for name, b in module.named_buffers() if name in persistent and b.dtype.is_floating_point}
-    world_size = comm.get_world_size()
-    if world_size == 1:
-        return buffers
+def _float_buffers_averaged_over_processes(module: nn.Module,
+                                           state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The entries of ``state`` (``module.state_dict()``) that are floating-point buffers (e.g. BatchNorm
+    running statistics), averaged over the processes: one all-reduce per dtype, so call it in every
+    process. The module itself is left as it is."""
+    names = [name for name, b in module.named_buffers() if name in state and b.dtype.is_floating_point]
     averaged = {}
     # in the buffers' order, so that every process issues the same all-reduces in the same order
-    for dtype in dict.fromkeys(b.dtype for b in buffers.values()):
-        names = [name for name, b in buffers.items() if b.dtype == dtype]
-        flat = torch.cat([buffers[name].detach().flatten() for name in names])
+    for dtype in dict.fromkeys(state[name].dtype for name in names):
+        of_dtype = [name for name in names if state[name].dtype == dtype]
+        flat = torch.cat([state[name].detach().flatten() for name in of_dtype])
         dist.all_reduce(flat)
-        flat /= world_size
-        for name, chunk in zip(names, flat.split([buffers[name].numel() for name in names])):
-            averaged[name] = chunk.view_as(buffers[name])
+        flat /= comm.get_world_size()
+        for name, chunk in zip(of_dtype, flat.split([state[name].numel() for name in of_dtype])):
+            averaged[name] = chunk.view_as(state[name])
     return averaged
 
 
@@ -74,7 +71,9 @@ class MeanTeacher(nn.Module):
         integer buffers (e.g. BatchNorm's batch counter) are copied. The student's floating-point
         buffers enter averaged over the processes (see the module docstring): with several processes
         every one of them must call this."""
-        student_state = dict(student.state_dict(), **_buffers_averaged_over_processes(student))
+        student_state = student.state_dict()
+        if comm.get_world_size() > 1:
+            student_state.update(_float_buffers_averaged_over_processes(student, student_state))
         for name, value in self.model.state_dict().items():
             source = student_state[name]
             if value.dtype.is_floating_point:
