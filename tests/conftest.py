@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import wsis_d2  # noqa: F401  (registration)
+from wsis_d2.autolabel import register_shapes_pseudo
 from wsis_d2.data.register import register_shapes
 from wsis_d2.data.shapes import generate_shapes
 from wsis_d2.model_zoo import get_config
@@ -19,6 +20,7 @@ def tiny_shapes(tmp_path_factory):
     root = tmp_path_factory.mktemp("data") / "shapes"
     files = generate_shapes(root, num_train=8, num_val=4, seed=3)
     register_shapes(str(root), prefix="tiny")
+    register_shapes_pseudo(str(root), prefix="tiny")
     return {"root": str(root), "files": files}
 
 

@@ -179,7 +179,7 @@ def test_autolabel_wrong_types_are_named_or_skipped(box_coco, tmp_path):
 def test_shapes_pseudo_views_never_read_masks(tiny_shapes):
     from detectron2.data import DatasetCatalog
 
-    from wsis_d2.data.register import ensure_pseudo_view
+    from wsis_d2.autolabel import ensure_pseudo_view
 
     path = ensure_pseudo_view(tiny_shapes["root"], "grabcut")
     pseudo = json.loads(open(path).read())
@@ -283,7 +283,7 @@ def test_model_backend_refuses_a_checkpoint_of_another_model(tmp_path):
         ModelBackend(get_config_file("CondInst/R18_shapes.yaml"), str(weights), opts=["MODEL.DEVICE", "cpu"])
     from detectron2.modeling import build_model
 
-    from wsis_d2.engine.setup import build_config
+    from wsis_d2.config import build_config
 
     config = get_config_file("CondInst/R18_shapes.yaml")
     own = tmp_path / "own.pth"

@@ -266,7 +266,7 @@ def test_pseudo_affinity_hand_case():
 
 
 def test_student_only_weights_load_into_both_copies(tiny_shapes, tmp_path):
-    from wsis_d2.engine.checkpoint import WSISCheckpointer
+    from wsis_d2.modeling.checkpoint import WSISCheckpointer
 
     cfg = small_config("BoxTeacher/R18_shapes.yaml", train="tiny_box")
     torch.manual_seed(1)

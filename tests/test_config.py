@@ -50,7 +50,7 @@ def test_unknown_config_lists_the_available_ones():
 
 def test_config_mistakes_name_the_file_and_key(tmp_path):
     from wsis_d2.config import ConfigError
-    from wsis_d2.engine.setup import build_config
+    from wsis_d2.config import build_config
 
     base = get_config_file("CondInst/R18_shapes.yaml")
     typo = tmp_path / "typo.yaml"
@@ -74,7 +74,8 @@ def test_config_mistakes_name_the_file_and_key(tmp_path):
 
 def test_runs_without_usable_weights_are_refused(tmp_path, monkeypatch):
     from wsis_d2.config import ConfigError
-    from wsis_d2.engine.setup import build_config, check_weights
+    from wsis_d2.config import build_config
+    from wsis_d2.engine.setup import check_weights
 
     cfg = build_config(get_config_file("CondInst/R18_shapes.yaml"), ["OUTPUT_DIR", str(tmp_path)])
     check_weights(cfg, eval_only=False, resume=False)  # training from scratch needs none

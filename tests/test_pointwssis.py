@@ -82,7 +82,7 @@ def test_point_matching_hand_cases():
 
 
 def test_teacher_checkpoints_are_final_and_mid_schedule(tmp_path):
-    from wsis_d2.modeling.pointwssis.pipeline import teacher_checkpoints
+    from wsis_d2.pipelines.pointwssis import teacher_checkpoints
 
     final = str(tmp_path / "model_final.pth")
     assert teacher_checkpoints(str(tmp_path), 400) == [final]  # no periodic checkpoint
@@ -150,7 +150,7 @@ def _teacher(masks, h=64, w=80):
 
 def test_pseudo_labels_choose_between_the_teacher_and_the_box_prior(tmp_path):
     from wsis_d2.data.rle import decode
-    from wsis_d2.modeling.pointwssis.pipeline import pseudo_label
+    from wsis_d2.pipelines.pointwssis import pseudo_label
 
     coco, weak, disc = _disc_image(tmp_path)
 
@@ -181,7 +181,7 @@ def test_pseudo_labels_choose_between_the_teacher_and_the_box_prior(tmp_path):
 
 def test_refiner_pairs_are_the_rough_masks_step_3_would_use(tmp_path):
     from wsis_d2.data.rle import encode_mask
-    from wsis_d2.modeling.pointwssis.pipeline import _refiner_pairs
+    from wsis_d2.pipelines.pointwssis import _refiner_pairs
 
     coco, weak, disc = _disc_image(tmp_path)
     whole = disc.clone()
@@ -214,7 +214,7 @@ def test_pipeline_runs_end_to_end_and_resumes(tiny_shapes, tmp_path):
     from pycocotools.coco import COCO
 
     from wsis_d2.model_zoo import get_config_file
-    from wsis_d2.modeling.pointwssis.pipeline import run_pipeline
+    from wsis_d2.pipelines.pointwssis import run_pipeline
 
     semi = tiny_shapes["files"]["semi_50"]
     out = tmp_path / "pw"
@@ -242,7 +242,7 @@ def test_pipeline_runs_end_to_end_and_resumes(tiny_shapes, tmp_path):
 
 def test_pipeline_refuses_a_file_that_is_not_a_semi_view(tiny_shapes, tmp_path):
     from wsis_d2.data.checks import AnnotationError
-    from wsis_d2.modeling.pointwssis.pipeline import run_pipeline
+    from wsis_d2.pipelines.pointwssis import run_pipeline
 
     with pytest.raises(AnnotationError, match="info.fully_labelled_image_ids"):
         run_pipeline(tiny_shapes["files"]["full"], tiny_shapes["root"], "unused.yaml", str(tmp_path), TINY)
@@ -251,7 +251,7 @@ def test_pipeline_refuses_a_file_that_is_not_a_semi_view(tiny_shapes, tmp_path):
 def test_pipeline_refuses_to_resume_with_other_inputs(tiny_shapes, tmp_path):
     import json
 
-    from wsis_d2.modeling.pointwssis.pipeline import run_pipeline
+    from wsis_d2.pipelines.pointwssis import run_pipeline
 
     (tmp_path / "PIPELINE.json").write_text(json.dumps({"semi_json": "/elsewhere/train_semi_5.json"}))
     with pytest.raises(ValueError, match="holds a PointWSSIS run with other inputs"):

@@ -1,7 +1,8 @@
 """wsis-d2: weakly-supervised instance segmentation for detectron2.
 
 Importing this package registers its meta-architectures, backbones, mask
-losses and the shapes datasets into detectron2's registries.
+losses, autolabel backends and the shapes datasets (with their pseudo-mask
+views) into detectron2's registries.
 """
 __version__ = "0.1.0"
 
@@ -11,10 +12,11 @@ import warnings  # noqa: E402
 # with a FutureWarning that no wsis-d2 user can act on; only that message is silenced
 warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
 
-from . import data, modeling  # noqa: E402,F401  (registration)
+from . import autolabel, data, modeling  # noqa: E402,F401  (registration)
 from .config import add_wsis_config  # noqa: E402
 
 data.register_shapes()
+autolabel.register_shapes_pseudo()
 data.register_coco_views()
 
 __all__ = ["add_wsis_config", "__version__"]

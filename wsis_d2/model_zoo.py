@@ -36,3 +36,9 @@ def get_config(config_path: str):
 def list_configs():
     """Every shipped config, as paths relative to the config root."""
     return sorted(str(p.relative_to(CONFIG_ROOT)) for p in CONFIG_ROOT.glob("*/*.yaml"))
+
+
+def print_configs(argv=None):
+    """``wsis-d2 configs``: every shipped config and its path."""
+    for name in list_configs():
+        print(f"{name:<28} {get_config_file(name)}")

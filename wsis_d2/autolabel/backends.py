@@ -7,16 +7,21 @@ A backend (in ``AUTOLABEL_BACKENDS``) is built as ``Backend(**options)`` and cal
 - boxes: (n, 4) float XYXY in pixels;
 - points: a list of n ``(coords (P, 2) xy, labels (P,))`` or None;
 
-and returns (n, H, W) bool masks. Backends are plain Python (no torch) except
-``model``, so the cheap ones run in worker processes.
+and returns (n, H, W) bool masks. Only ``model`` runs a network; the others are OpenCV / numpy,
+so they run in worker processes.
 """
 import logging
 from typing import Dict
 
 import cv2
 import numpy as np
+import torch
+from detectron2.engine import DefaultPredictor
+from detectron2.structures import Boxes, pairwise_iou
 
+from ..config import build_config
 from ..data.pixels import box_pixel_ranges
+from ..modeling.checkpoint import WSISCheckpointer, unloaded_weights_error
 
 # name (as on the command line) -> backend class; add yours with @register_backend("name")
 AUTOLABEL_BACKENDS: Dict[str, type] = {}
@@ -116,12 +121,10 @@ class GrabCutBackend:
 
 def _weights_left_unloaded(model, weights: str) -> list:
     """Names of ``model``'s weights that the checkpoint ``weights`` leaves at their initial values
-    (:func:`~wsis_d2.engine.checkpoint.unloaded_weight_names`). Asked of detectron2's own loader
+    (:func:`~wsis_d2.modeling.checkpoint.unloaded_weight_names`). Asked of detectron2's own loader
     (``_load_file`` / ``_load_model``, the checkpointer's extension points), so its name matching
     (``module.`` prefixes, ``.pkl`` files, URLs) is what is checked.
     """
-    from ..engine.checkpoint import WSISCheckpointer
-
     checkpointer = WSISCheckpointer(model)
     checkpointer._load_model(checkpointer._load_file(checkpointer.path_manager.get_local_path(weights)))
     return checkpointer.unloaded_weights
@@ -139,11 +142,6 @@ class ModelBackend:
 
     def __init__(self, config_file: str, weights: str, fallback: str = "grabcut", match_iou: float = 0.5,
                  score_thresh: float = 0.05, opts=()):
-        from detectron2.engine import DefaultPredictor
-
-        from ..engine.checkpoint import unloaded_weights_error
-        from ..engine.setup import build_config
-
         cfg = build_config(config_file, list(opts) + ["MODEL.WEIGHTS", weights])
         self.predictor = DefaultPredictor(cfg)
         unloaded = _weights_left_unloaded(self.predictor.model, weights)
@@ -158,9 +156,6 @@ class ModelBackend:
         self.total = 0
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray, points=None) -> np.ndarray:
-        import torch
-        from detectron2.structures import Boxes, pairwise_iou
-
         h, w = image.shape[:2]
         if not len(boxes):
             return np.zeros((0, h, w), bool)

@@ -5,18 +5,14 @@ checked once (:func:`check_coco_instances`) and the point fields
 (``point_coords``/``point_labels``) are kept on each annotation.
 """
 import json
-import logging
 import os
-import tempfile
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
-from detectron2.utils import comm
 
 from .checks import AnnotationError, check_coco_instances
 from .shapes import CATEGORIES, ensure_shapes
 
-logger = logging.getLogger(__name__)
 
 POINT_ANNOTATION_KEYS = ["point_coords", "point_labels"]
 SHAPES_VIEWS = ("full", "box", "point", "semi_5", "semi_10", "semi_20", "semi_50")
@@ -72,37 +68,9 @@ def _load_shapes_view(view: str, root: str, name: str):
     return load_checked_coco_json(files[view], root, name)
 
 
-# Pseudo-label views: masks made by an autolabel backend from the box view (no GT mask read).
-SHAPES_PSEUDO_BACKENDS = ("box", "grabcut")
-
-
-def ensure_pseudo_view(root: str, backend: str) -> str:
-    """``annotations/train_pseudo_<backend>.json`` of the shapes data, made from ``train_box.json`` on first use."""
-    from ..autolabel import autolabel
-
-    files = ensure_shapes(root)
-    path = os.path.join(root, "annotations", f"train_pseudo_{backend}.json")
-    if not os.path.isfile(path):
-        logger.info("Making shapes pseudo masks with the %r backend from %s ...", backend, files["box"])
-        with open(files["box"]) as f:
-            coco = json.load(f)
-        labelled, stats = autolabel(coco, files["box"], root, backend, workers=os.cpu_count() or 1, progress=False)
-        # a unique temporary file, renamed into place: concurrent makers never see half a file
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".json.tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(labelled, f)
-        os.replace(tmp, path)
-        logger.info("%d pseudo masks at %.1f images/s -> %s", stats["annotations"], stats["images_per_s"], path)
-    return path
-
-
-def _load_shapes_pseudo_view(backend: str, root: str, name: str):
-    return load_checked_coco_json(ensure_pseudo_view(root, backend), root, name)
-
-
 def register_shapes(root: str = None, prefix: str = "shapes") -> None:
-    """Register ``<prefix>_{full,box,point,semi_<p>,val}`` and ``<prefix>_pseudo_{box,grabcut}``
-    for the shapes data in ``root``.
+    """Register ``<prefix>_{full,box,point,semi_<p>,val}`` for the shapes data in ``root``
+    (:func:`wsis_d2.autolabel.shapes_pseudo.register_shapes_pseudo` adds its pseudo-mask views).
 
     The data is generated on first use (when the dataset is first loaded), not
     at registration, so importing wsis_d2 writes nothing.
@@ -117,14 +85,6 @@ def register_shapes(root: str = None, prefix: str = "shapes") -> None:
         MetadataCatalog.get(name).set(
             json_file=os.path.join(root, "annotations", json_name), image_root=root,
             evaluator_type="coco", thing_classes=thing_classes, supervision=view,
-        )
-    for backend in SHAPES_PSEUDO_BACKENDS:
-        name = f"{prefix}_pseudo_{backend}"
-        unregister(name)
-        DatasetCatalog.register(name, lambda b=backend, n=name: _load_shapes_pseudo_view(b, root, n))
-        MetadataCatalog.get(name).set(
-            json_file=os.path.join(root, "annotations", f"train_pseudo_{backend}.json"), image_root=root,
-            evaluator_type="coco", thing_classes=thing_classes, supervision=f"pseudo_{backend}",
         )
 
 
@@ -154,21 +114,3 @@ def _load_coco_view(json_file: str, image_root: str, name: str):
             f"instances_train2017.json with: wsis-d2 views --input <coco>/annotations/instances_train2017.json "
             f"--views {name.rsplit('_', 1)[-1]}")
     return load_checked_coco_json(json_file, image_root, name)
-
-
-def prepare_datasets(cfg) -> None:
-    """Generate the shapes data if a config's datasets need it (call before evaluators read JSON).
-
-    In a multi-process run the main process writes it while the others wait.
-    """
-    root = shapes_root(cfg)
-    if root != shapes_root():
-        register_shapes(root)
-    names = list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
-    if any(n.startswith("shapes_") for n in names):
-        if comm.is_main_process():
-            ensure_shapes(root)
-            for backend in SHAPES_PSEUDO_BACKENDS:
-                if f"shapes_pseudo_{backend}" in names:
-                    ensure_pseudo_view(root, backend)
-        comm.synchronize()

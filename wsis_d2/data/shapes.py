@@ -37,7 +37,7 @@ import pycocotools.mask as mask_util
 from tqdm import tqdm
 
 from .rle import encode_mask
-from .views import sample_box_points
+from .views import sample_box_points, write_views
 
 logger = logging.getLogger(__name__)
 
@@ -243,8 +243,6 @@ def generate_shapes(root, num_train: int = 400, num_val: int = 100, seed: int = 
     place at the end, so concurrent processes and interrupted runs never leave a
     half-written dataset. Returns ``{view name: json path}``.
     """
-    from .views import write_views
-
     root = Path(root)
     params = dict(num_train=num_train, num_val=num_val, seed=seed, num_points=num_points,
                   size_range=list(size_range), semi_percents=list(semi_percents), version=GENERATOR_VERSION)

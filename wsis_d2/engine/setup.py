@@ -1,53 +1,14 @@
-"""Build the config of a run: detectron2 defaults + wsis-d2 keys + file + command-line overrides."""
-import logging
+"""Set up a run: its config checked, frozen and logged, and the data it names made where needed."""
 import os
 
-import torch
-import yaml
-from detectron2.config import get_cfg
 from detectron2.engine import default_setup
 from detectron2.utils import comm
-from detectron2.utils.logger import log_first_n, setup_logger
+from detectron2.utils.logger import setup_logger
 
-from ..config import ConfigError, add_wsis_config
-from ..data.register import prepare_datasets
-
-
-def _reason(error: Exception) -> str:
-    # KeyError's str() wraps its message in quotes; yacs and detectron2 put the key name in the message
-    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
-
-
-def build_config(config_file: str = "", opts=()):
-    """The merged, unfrozen config (no side effects).
-
-    Raises:
-        ConfigError: a missing or unreadable config file (or ``_BASE_``), an unknown key, a value of the
-            wrong type, or overrides that are not ``KEY VALUE`` pairs.
-    """
-    cfg = get_cfg()
-    add_wsis_config(cfg)
-    if config_file:
-        if not os.path.isfile(config_file):
-            raise ConfigError(f"{config_file}: no such config file")
-        try:
-            cfg.merge_from_file(config_file)
-        except (KeyError, ValueError, AssertionError, OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"{config_file}: {_reason(e)}") from e
-    opts = list(opts)
-    if len(opts) % 2:
-        raise ConfigError(f"command-line overrides must be KEY VALUE pairs; got {len(opts)}: {opts}")
-    try:
-        cfg.merge_from_list(opts)
-    except (KeyError, ValueError, AssertionError) as e:
-        raise ConfigError(f"command-line override: {_reason(e)}") from e
-    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
-        # detectron2 defaults to CUDA; on a CPU-only machine run there instead of failing. Said once per
-        # process: `train` builds the config for its early checks and again for the run.
-        log_first_n(logging.WARNING, f"MODEL.DEVICE is {cfg.MODEL.DEVICE!r} but CUDA is unavailable: using the CPU",
-                    name="wsis_d2", key="message")
-        cfg.MODEL.DEVICE = "cpu"
-    return cfg
+from ..autolabel.shapes_pseudo import SHAPES_PSEUDO_BACKENDS, ensure_pseudo_view, register_shapes_pseudo
+from ..config import ConfigError, build_config
+from ..data.register import register_shapes, shapes_root
+from ..data.shapes import ensure_shapes
 
 
 def check_weights(cfg, eval_only: bool, resume: bool) -> None:
@@ -92,3 +53,24 @@ def setup(args):
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="wsis_d2", abbrev_name="wsis")
     prepare_datasets(cfg)
     return cfg
+
+
+def prepare_datasets(cfg) -> None:
+    """Generate the shapes data (and the pseudo-mask views a config names) if its datasets need it;
+    called before evaluators read the JSON. A ``WSIS.SHAPES_ROOT`` other than the default registers the
+    shapes names at that folder.
+
+    In a multi-process run the main process writes it while the others wait.
+    """
+    root = shapes_root(cfg)
+    if root != shapes_root():
+        register_shapes(root)
+        register_shapes_pseudo(root)
+    names = list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
+    if any(n.startswith("shapes_") for n in names):
+        if comm.is_main_process():
+            ensure_shapes(root)
+            for backend in SHAPES_PSEUDO_BACKENDS:
+                if f"shapes_pseudo_{backend}" in names:
+                    ensure_pseudo_view(root, backend)
+        comm.synchronize()

@@ -6,11 +6,11 @@ import sys
 from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
 
-from ..config import ConfigError
+from ..config import ConfigError, build_config
 from ..data.checks import AnnotationError
-from .checkpoint import WSISCheckpointer, unloaded_weights_error
+from ..modeling.checkpoint import WSISCheckpointer, unloaded_weights_error
 from .launch import launch
-from .setup import build_config, check_weights, setup
+from .setup import check_weights, setup
 from .trainer import Trainer
 
 

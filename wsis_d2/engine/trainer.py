@@ -16,8 +16,8 @@ from ..data.config_checks import check_datasets_fit_model
 from ..data.mapper import WSISDatasetMapper
 from ..evaluation import build_coco_evaluator
 from ..evaluation.pseudo_masks import PseudoMaskQualityHook
+from ..modeling.checkpoint import WSISCheckpointer
 from ..modeling.teacher import EMAUpdateHook
-from .checkpoint import WSISCheckpointer
 from .visualize import save_prediction_pictures
 
 logger = logging.getLogger(__name__)

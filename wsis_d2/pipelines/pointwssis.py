@@ -14,7 +14,7 @@ marker, so that a rerun resumes after the last finished step:
 3. ``pseudo``: on the weak images, teacher predictions matched to the points
    (:func:`match_points_to_masks`) and a box prior for every object (GrabCut in
    its box, seeded with the point); the teacher's mask is kept where it is more
-   consistent with the GT box than the prior's (:mod:`.rough_select`), and the
+   consistent with the GT box than the prior's (:mod:`wsis_d2.modeling.pointwssis.rough_select`), and the
    chosen rough mask is refined by MaskRefineNet with the real point. Written as
    ``pseudo_labels.json`` (RLE) beside the GT of the strong images;
 4. ``student``: CondInst trained on that file (and evaluated).
@@ -41,16 +41,20 @@ import cv2
 import numpy as np
 import torch
 
-from ...autolabel.backends import AUTOLABEL_BACKENDS, fill_box
-from ...config import ConfigError
-from ...data.checks import AnnotationError, check_coco_instances
-from ...data.register import register_wsis_coco_instances
-from ...data.rle import decode, encode_mask
-from ..losses import dice_loss
-from .crops import crop_boxes, crop_inputs, paste_masks
-from .mask_refine_net import MaskRefineNet, point_heatmaps
-from .point_match import match_points_to_masks
-from .rough_select import keep_teacher_masks
+from detectron2.engine import DefaultPredictor
+
+from ..autolabel.backends import AUTOLABEL_BACKENDS, fill_box
+from ..config import ConfigError, build_config
+from ..data.checks import AnnotationError, check_coco_instances
+from ..data.register import register_wsis_coco_instances
+from ..data.rle import decode, encode_mask
+from ..data.views import center_point
+from ..engine import default_argument_parser, run
+from ..modeling.losses import dice_loss
+from ..modeling.pointwssis.crops import crop_boxes, crop_inputs, paste_masks
+from ..modeling.pointwssis.mask_refine_net import MaskRefineNet, point_heatmaps
+from ..modeling.pointwssis.point_match import match_points_to_masks
+from ..modeling.pointwssis.rough_select import keep_teacher_masks
 
 logger = logging.getLogger("wsis_d2")
 
@@ -82,8 +86,6 @@ def split_semi(coco: dict, json_file: str):
 def build_predictor(cfg, weights: str):
     """detectron2's ``DefaultPredictor`` (BGR image in, resize, ``Instances`` at the image's size out)
     of the teacher, returning soft masks too (``pred_mask_probs``)."""
-    from detectron2.engine import DefaultPredictor
-
     cfg = cfg.clone()
     cfg.MODEL.WEIGHTS = weights
     predictor = DefaultPredictor(cfg)
@@ -178,8 +180,6 @@ def _refiner_pairs(predictors, strong: dict, image_root: str, category_index: Di
     box). The rough masks are the ones step 3 would hand MaskRefineNet, with the GT centre as the
     point: the box prior's for every object, and each teacher's where :func:`choose_rough_masks`
     keeps it."""
-    from ...data.views import center_point
-
     pairs = []
     by_image: Dict[int, list] = {}
     for a in strong["annotations"]:
@@ -295,8 +295,6 @@ def _mark_done(folder: str, **facts) -> None:
 
 def _train(config_file: str, dataset: str, output_dir: str, opts: List[str]):
     """Train + evaluate; ``--resume`` continues an interrupted step from its last checkpoint."""
-    from ...engine import default_argument_parser, run
-
     args = default_argument_parser().parse_args(
         ["--config-file", config_file, "--resume"] + opts
         + ["DATASETS.TRAIN", f"('{dataset}',)", "OUTPUT_DIR", output_dir])
@@ -306,8 +304,6 @@ def _train(config_file: str, dataset: str, output_dir: str, opts: List[str]):
 def run_pipeline(semi_json: str, image_root: str, config_file: str, output_dir: str, opts: List[str] = (),
                  refiner_iters: int = 1500, crop_size: int = 64) -> dict:
     """Run (or resume) the four steps; returns the student's evaluation results."""
-    from ...engine.setup import build_config
-
     if crop_size % 2 ** MaskRefineNet.DEFAULT_DEPTH:
         raise ConfigError(f"crop size {crop_size} must be divisible by {2 ** MaskRefineNet.DEFAULT_DEPTH}")
     with open(semi_json) as f:

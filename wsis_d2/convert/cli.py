@@ -1,0 +1,47 @@
+"""``wsis-d2 convert``: instance annotations of other formats to COCO."""
+import argparse
+import json
+from pathlib import Path
+
+from . import convert_instance_pngs, convert_labelme
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="wsis-d2 convert",
+        description="Convert instance annotations to COCO (RLE masks) with a report of what was skipped and why. "
+                    "Then 'wsis-d2 views' makes box / point / semi views of the result.")
+    parser.add_argument("--format", required=True, choices=["instance-png", "labelme"])
+    parser.add_argument("--images", help="instance-png: image folder (file_name is relative to it)")
+    parser.add_argument("--masks", help="instance-png: folder of <stem>[_mask].png instance-id masks")
+    parser.add_argument("--category", default="object", help="instance-png: the objects' category name")
+    parser.add_argument("--ignore-value", type=int, default=255, help="instance-png: void mask value (-1: none)")
+    parser.add_argument("--input", help="labelme: folder of labelme JSON files beside their images")
+    parser.add_argument("--output", required=True, help="COCO JSON to write (never overwritten without --overwrite)")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        parser.error(f"{out} exists; pass --overwrite to replace it")
+    try:
+        if args.format == "instance-png":
+            if not (args.images and args.masks):
+                parser.error("instance-png needs --images and --masks")
+            coco, report = convert_instance_pngs(args.images, args.masks, args.category, args.ignore_value)
+        else:
+            if not args.input:
+                parser.error("labelme needs --input")
+            coco, report = convert_labelme(args.input)
+    except FileNotFoundError as e:
+        raise SystemExit(f"error: {e}")
+    if not coco["images"]:
+        for reason in report.skipped:
+            print(f"skipped: {reason}")
+        raise SystemExit(f"error: no image was converted from {args.images or args.input}; nothing written")
+    coco["info"]["conversion"] = report.as_dict()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(coco))
+    for reason in report.skipped:
+        print(f"skipped: {reason}")
+    print(f"{len(coco['images'])} images, {len(coco['annotations'])} objects, {len(coco['categories'])} categories, "
+          f"{len(report.skipped)} skipped -> {out}")
