@@ -145,28 +145,34 @@ def _overlap(a, b) -> float:
     return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
+def _distance(box, point) -> float:
+    """Distance from a point to a (x0, y0, x1, y1) box (0 inside)."""
+    return math.hypot(max(box[0] - point[0], 0.0, point[0] - box[2]), max(box[1] - point[1], 0.0, point[1] - box[3]))
+
+
 # label offsets tried around a point, in pixels: right, left, above, below, then the diagonals, nearest first
 _DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1))
-_RADII = (6, 14, 24, 36, 50, 66, 84)
+_RADII = (6, 14, 24, 36, 50, 66, 84, 104, 126)
 
 
-def _place_labels(ax, items: List[Tuple[float, float, float, float, str, str]], fontsize: float = 8) -> None:
-    """Label each point ``(x, y, y_low, y_high, text, colour)`` of ``ax`` where its text overlaps no other
-    label, marker or bar and stays inside the axes: the first free offset of :data:`_DIRECTIONS` x
-    :data:`_RADII` (the least overlapping one when none is free), with a thin leader line when far."""
+def _place_labels(ax, items: List[Tuple[float, float, float, float, str, str, float]]) -> None:
+    """Label each point ``(x, y, y_low, y_high, text, colour, font size)`` of ``ax`` where its text
+    overlaps no other label, marker or bar, stays inside the axes and lies nearer its own marker than
+    any other: the first such offset of :data:`_DIRECTIONS` x :data:`_RADII` (the least overlapping one
+    when none is free), with a thin leader line when not next to its marker."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     to_pixels = ax.transData.transform
     frame = ax.get_window_extent(renderer)
-    obstacles = []
-    for x, y, low, high, _, _ in items:
+    obstacles, markers = [], []
+    for x, y, low, high, *_ in items:
         px, py = to_pixels((x, y))
         _, p_low = to_pixels((x, low))
         _, p_high = to_pixels((x, high))
+        markers.append((px, py))
         obstacles.append((px - 5, py - 5, px + 5, py + 5))
         obstacles.append((px - 3, p_low, px + 3, p_high))
-    for x, y, _, _, text, colour in items:
-        px, py = to_pixels((x, y))
+    for (x, y, _, _, text, colour, fontsize), (px, py) in zip(items, markers):
         probe = ax.text(0, 0, text, fontsize=fontsize)
         extent = probe.get_window_extent(renderer)
         probe.remove()
@@ -179,7 +185,9 @@ def _place_labels(ax, items: List[Tuple[float, float, float, float, str, str]], 
                 y0 = py + oy - (height if dy < 0 else height / 2 if dy == 0 else 0)
                 box = (x0, y0, x0 + width, y0 + height)
                 outside = (box[0] < frame.x0 or box[2] > frame.x1 or box[1] < frame.y0 or box[3] > frame.y1)
-                cost = sum(_overlap(box, o) for o in obstacles) + (1e9 if outside else 0.0)
+                own = _distance(box, (px, py))
+                nearer = any(_distance(box, m) < own for m in markers if m != (px, py))
+                cost = sum(_overlap(box, o) for o in obstacles) + (1e9 if outside else 0.0) + (200.0 if nearer else 0.0)
                 if best is None or cost < best[0]:
                     best = (cost, ox, oy, dx, dy, box)
             if best[0] == 0:
@@ -199,29 +207,28 @@ def _point_name(point: dict, with_preset: bool) -> str:
     return f"{name} ({point['preset']})" if with_preset else name
 
 
-def _clusters(indices: List[int], value, factor: float = None, gap: float = None) -> List[List[int]]:
-    """``indices`` sorted by ``value(i)`` and cut into runs where each is within ``factor`` times (or
-    ``gap`` plus) the previous one."""
-    runs = []
-    for i in sorted(indices, key=value):
-        last = value(runs[-1][-1]) if runs else None
-        if runs and (value(i) <= last * factor if factor else value(i) <= last + gap):
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return runs
-
-
 def _dodge(points: List[dict], key: str, gap: float, step: float = 1.06) -> List[float]:
-    """x of each point: its seconds; points of about one cost (within 2 %) whose means of ``key`` lie
-    within ``gap`` of each other are set side by side, ``step`` apart on the log axis (lowest mean
-    left), so that each marker and bar stays visible."""
+    """x of each point: its seconds, unless a point of about the same cost (within 2 %) already
+    stands there with a marker or bar (its lowest to highest value of ``key``, ``gap`` added each
+    side) overlapping this one's: then the nearest free slot beside it, ``step`` apart on the log axis,
+    so that each marker and bar stays visible (points placed in order of their mean)."""
     xs = [p["seconds"] for p in points]
-    for same_cost in _clusters(range(len(points)), lambda i: points[i]["seconds"], factor=1.02):
-        centre = math.exp(statistics.mean(math.log(points[i]["seconds"]) for i in same_cost))
-        for close in _clusters(same_cost, lambda i: points[i][key]["mean"], gap=gap):
-            for rank, i in enumerate(close):
-                xs[i] = centre * step ** (rank - (len(close) - 1) / 2) if len(close) > 1 else points[i]["seconds"]
+    order = sorted(range(len(points)), key=lambda i: points[i]["seconds"])
+    groups = []
+    for i in order:
+        if groups and points[i]["seconds"] <= points[groups[-1][-1]]["seconds"] * 1.02:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    for group in groups:
+        centre = math.exp(statistics.mean(math.log(points[i]["seconds"]) for i in group))
+        taken = []  # (slot, low, high)
+        for i in sorted(group, key=lambda i: (points[i][key]["mean"], points[i]["method"])):
+            low, high = points[i][key]["min"] - gap, points[i][key]["max"] + gap
+            slot = next(slot for slot in (k // 2 if k % 2 == 0 else -(k // 2 + 1) for k in range(2 * len(group) + 1))
+                        if all(s != slot or high < t_low or low > t_high for s, t_low, t_high in taken))
+            taken.append((slot, low, high))
+            xs[i] = centre * step ** slot if len(group) > 1 else points[i]["seconds"]
     return xs
 
 
@@ -243,7 +250,7 @@ def plot_label_cost(points: List[dict], path: Path) -> None:
     for ax, key, label in ((axes[0], "segm_AP", "mask AP"), (axes[1], "ratio_to_full", "ratio to full supervision")):
         drawn = [p for p in points if p.get(key)]
         top = max((p[key]["max"] for p in drawn), default=1.0) * 1.12
-        xs = _dodge(drawn, key, gap=0.05 * top)
+        xs = _dodge(drawn, key, gap=0.015 * top)
         for x, p in zip(xs, drawn):
             colour, stats = KINDS[p["kind"]][1], p[key]
             ax.errorbar(x, stats["mean"], yerr=[[max(stats["mean"] - stats["min"], 0)],
@@ -267,7 +274,8 @@ def plot_label_cost(points: List[dict], path: Path) -> None:
         order = sorted(range(len(drawn)), key=lambda i: (id(drawn[i]) not in on_front,
                                                          drawn[i]["variant_of"] is not None, -drawn[i][key]["mean"]))
         panels.append((ax, [(xs[i], drawn[i][key]["mean"], drawn[i][key]["min"], drawn[i][key]["max"],
-                             _point_name(drawn[i], with_preset), KINDS[drawn[i]["kind"]][1]) for i in order]))
+                             _point_name(drawn[i], with_preset), KINDS[drawn[i]["kind"]][1],
+                             8 if drawn[i]["variant_of"] is None else 7) for i in order]))
     fig.suptitle("wsis-d2: mask quality against label cost, one point per method")
     kinds = [k for k in KINDS if any(p["kind"] == k for p in points)]
     handles = [Line2D([], [], marker="o", ls="", color=KINDS[k][1], label=KINDS[k][0]) for k in kinds]
