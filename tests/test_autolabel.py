@@ -1,4 +1,4 @@
-"""Auto-labelling backends, the autolabel command, pseudo views and the label-cost report."""
+"""Auto-labelling backends, the autolabel command and pseudo views."""
 import json
 import logging
 
@@ -12,7 +12,6 @@ from wsis_d2.autolabel import BoxBackend, GrabCutBackend, autolabel, fill_box
 from wsis_d2.cli import main as cli_main
 from wsis_d2.data.checks import AnnotationError
 from wsis_d2.data.rle import encode_mask
-from wsis_d2.report import load_rows, seconds_per_object, write_report
 
 
 def _iou(a, b):
@@ -186,48 +185,6 @@ def test_shapes_pseudo_views_never_read_masks(tiny_shapes):
     assert pseudo["info"]["autolabel"]["source"] == "train_box.json"
     assert pseudo["info"]["autolabel"]["mean_iou_vs_input_masks"] is None  # the box view has no masks to score
     assert all("segmentation" in d for r in DatasetCatalog.get("tiny_pseudo_grabcut") for d in r["annotations"])
-
-
-def test_label_cost_report(tmp_path):
-    rows = [
-        {"method": "condinst", "train_set": "shapes_full", "segm_AP": 30.0, "ratio_to_full": 1.0, "preset": "cpu"},
-        {"method": "boxinst", "train_set": "shapes_box", "segm_AP": 27.0, "ratio_to_full": 0.9, "preset": "cpu"},
-        {"method": "pointsup_condinst_3pts", "train_set": "shapes_point", "segm_AP": 28.0, "ratio_to_full": 0.93,
-         "preset": "cpu", "config": "configs/PointSup/CondInst_R18_shapes.yaml INPUT.POINTS_PER_INSTANCE 3"},
-        {"method": "pointwssis_p10", "train_set": "shapes_semi_10", "segm_AP": 29.0, "preset": "cpu"},
-    ]
-    results = tmp_path / "r.json"
-    results.write_text(json.dumps(rows))
-    paths = write_report(load_rows([str(results)]), str(tmp_path / "report"))
-    assert paths["points"] == [("boxinst", 7.0, 27.0), ("pointsup_condinst_3pts", pytest.approx(9.4), 28.0),
-                               ("pointwssis_p10", pytest.approx(0.1 * 79.2 + 0.9 * 7.8), 29.0),
-                               ("condinst", 79.2, 30.0)]
-    png = cv2.imread(paths["plot"])
-    assert png is not None and png.shape[0] > 100
-    assert "| boxinst | cpu | shapes_box | 7.0 | 27.0 | 0.9 |" in open(paths["table"]).read()
-    with pytest.raises(ValueError, match="no annotation cost known"):
-        seconds_per_object({"method": "x", "train_set": "shapes_scribble"})
-    assert seconds_per_object({"method": "x", "train_set": "coco_2017_train_point"}) == pytest.approx(15.0)
-    assert seconds_per_object({"method": "x", "train_set": "coco_2017_train"}) == 79.2
-    # PointWSSIS's teacher alone: the masks of the 10 % fully-labelled images, nothing else
-    assert seconds_per_object({"method": "x", "train_set": "shapes_semi_10_masks_only"}) == pytest.approx(7.92)
-    gpu = dict(rows[0], preset="gpu", segm_AP=35.0)
-    results.write_text(json.dumps(rows + [gpu]))
-    assert len(load_rows([str(results)], preset="gpu")) == 1 and len(load_rows([str(results)])) == 5
-    assert paths["curves"] is None  # no row measured pseudo masks
-    # seeded repeats stay apart; teacher-student rows' pseudo-mask curves get their own plot
-    seeded = [dict(rows[1], method="boxteacher", seed=seed, segm_AP=20.0 + seed,
-                   pseudo_mask_curve=[[100, 0.5, 0.4], [200, 0.6 + seed / 100, 0.9]]) for seed in (1, 2)]
-    results.write_text(json.dumps(rows + seeded))
-    paths = write_report(load_rows([str(results)]), str(tmp_path / "report2"))
-    assert "| boxteacher (seed 1) | cpu | shapes_box | 7.0 | 21.0 | 0.9 |" in open(paths["table"]).read()
-    assert "| boxteacher (seed 2) | cpu | shapes_box | 7.0 | 22.0 | 0.9 |" in open(paths["table"]).read()
-    curves = cv2.imread(paths["curves"])
-    assert curves is not None and curves.shape[0] > 100
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps([{"method": "x"}]))
-    with pytest.raises(ValueError, match="lacks field"):
-        load_rows([str(bad)])
 
 
 def test_model_backend_matches_predictions_to_boxes_one_to_one():

@@ -1,25 +1,33 @@
-"""The benchmark harness's bookkeeping (no training): seeded rows are kept apart and summarised."""
+"""The benchmark harness (no training): its variants and presets resolve, seeded rows are kept apart
+and summarised, and what it measures on a finished run."""
 import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-RUN_PY = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+from wsis_d2.report.rows import config_fingerprint, new_row, segm_ap_breakdown
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture
 def harness(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("benchmark_run", RUN_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load("run")
     monkeypatch.setattr(module, "RESULTS_DIR", tmp_path)
     return module
 
 
 def _row(method, seed, segm, bbox=40.0, commit="abc1234", fingerprint=None):
-    return {"method": method, "preset": "cpu", "seed": seed, "commit": commit, "config_fingerprint": fingerprint,
-            "segm_AP": segm, "bbox_AP": bbox}
+    return new_row(method=method, preset="cpu", seed=seed, commit=commit, config_fingerprint=fingerprint,
+                   segm_AP=segm, bbox_AP=bbox, train_set="shapes_box")
 
 
 def test_seeded_rows_are_kept_apart_and_a_rerun_replaces_its_seed_only(harness, tmp_path):
@@ -47,7 +55,7 @@ def test_seed_summary_pools_by_resolved_config(harness):
     assert d["seeds"] == [1, 2] and d["commits"] == "x, y" and d["segm_AP_mean"] == 3.5
 
 
-def test_config_fingerprint_is_the_settings_changed_from_the_defaults(harness):
+def test_config_fingerprint_is_the_settings_changed_from_the_defaults():
     import yaml
     from detectron2.config import get_cfg
 
@@ -62,14 +70,14 @@ def test_config_fingerprint_is_the_settings_changed_from_the_defaults(harness):
     del older["MODEL"]["BOX_TEACHER"]["START_ITER"]  # written before that key (default 0) existed
     cfg.MODEL.BOX_TEACHER.START_ITER = 500
     changed = yaml.safe_load(cfg.dump())
-    assert harness.config_fingerprint(base) == harness.config_fingerprint(repeat) == harness.config_fingerprint(older)
-    assert harness.config_fingerprint(base) != harness.config_fingerprint(changed)
+    assert config_fingerprint(base) == config_fingerprint(repeat) == config_fingerprint(older)
+    assert config_fingerprint(base) != config_fingerprint(changed)
 
 
-def test_segm_ap_breakdown_from_the_evaluation(harness):
+def test_segm_ap_breakdown_from_the_evaluation():
     evaluation = {"segm/AP": 30.0, "segm/AP50": 50.123, "segm/AP75": 25.456, "segm/AP-ring": 12.345,
                   "segm/AP-disc": 55.0, "bbox/AP-ring": 40.0, "bbox/AP75": 1.0}
-    assert harness.segm_ap_breakdown(evaluation) == {
+    assert segm_ap_breakdown(evaluation) == {
         "segm_AP50": 50.12, "segm_AP75": 25.46, "segm_AP_per_class": {"disc": 55.0, "ring": 12.35}}
 
 
@@ -78,7 +86,7 @@ def test_seeds_must_be_integers(harness):
         harness.main(["--methods", "boxinst", "--seeds", "1,two"])
 
 
-def test_gt_mask_scores_hand_case(harness, tmp_path):
+def test_gt_mask_scores_hand_case(tmp_path):
     import numpy as np
 
     from wsis_d2.data.rle import encode_mask
@@ -88,7 +96,8 @@ def test_gt_mask_scores_hand_case(harness, tmp_path):
     ring[5:9, 5:9] = False  # a 4 x 4 hole
     disc = np.zeros((20, 20), bool)
     disc[14:18, 14:18] = True
-    assert harness.mask_holes(ring).sum() == 16 and not harness.mask_holes(disc).any()
+    measure = _load("measure")
+    assert measure.mask_holes(ring).sum() == 16 and not measure.mask_holes(disc).any()
     gt = {"images": [{"id": 1, "height": 20, "width": 20}, {"id": 2, "height": 20, "width": 20}],
           "annotations": [{"id": 1, "image_id": 1, "segmentation": encode_mask(ring)},
                           {"id": 2, "image_id": 1, "segmentation": encode_mask(disc)},
@@ -100,9 +109,75 @@ def test_gt_mask_scores_hand_case(harness, tmp_path):
                    {"image_id": 2, "score": 0.2, "segmentation": encode_mask(disc)}]  # below 0.3: unseen
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     (tmp_path / "pred.json").write_text(json.dumps(predictions))
-    mean_iou, hole_fill = harness.gt_mask_scores(tmp_path / "pred.json", str(tmp_path / "gt.json"))
+    mean_iou, hole_fill = measure.gt_mask_scores(tmp_path / "pred.json", str(tmp_path / "gt.json"))
     assert mean_iou == pytest.approx((84 / 92 + 1.0 + 0.0) / 3)
     assert hole_fill == pytest.approx(0.5)
     gt["annotations"] = gt["annotations"][1:]  # no object with a hole
     (tmp_path / "gt.json").write_text(json.dumps(gt))
-    assert harness.gt_mask_scores(tmp_path / "pred.json", str(tmp_path / "gt.json"))[1] is None
+    assert measure.gt_mask_scores(tmp_path / "pred.json", str(tmp_path / "gt.json"))[1] is None
+
+
+def test_every_shipped_variant_resolves_on_every_preset(harness):
+    """Each variant file names a shipped config and override keys that config has, with the values it
+    ends up holding; its full twin and (for rows another run makes) that run's variant exist."""
+    variants, presets = harness.load_variants(), harness.load_presets()
+    assert {"condinst", "mask_rcnn", "boxinst", "boxteacher", "sim", "pointsup_condinst_3pts", "pointwssis_p10",
+            "pointwssis_teacher_p10", "boxteacher_background_color_no_affinity"} <= set(variants)
+    assert set(presets) == {"cpu", "cpu_2x", "gpu"}
+    for name, variant in variants.items():
+        assert variant["note"].strip(), name
+        assert variants[variant["full_twin"]]["config"], name
+        if "made_by" in variant:
+            assert variants[variant["made_by"]]["pipeline"] == "pointwssis", name
+            continue
+        for preset in presets.values():
+            opts = harness.run_opts(variant, harness.as_opts(preset["overrides"]), Path("out"), 1,
+                                    ["SOLVER.BASE_LR", "0.02"])
+            cfg = harness.variant_config(variant, opts)  # a missing config or an unknown key raises
+            for key, value in variant["overrides"].items():
+                node = cfg
+                for part in key.split("."):
+                    node = node[part]
+                assert node == value, (name, key)
+            assert cfg.SEED == 1 and cfg.SOLVER.BASE_LR == 0.02
+        # what wsis-d2 report counts as a variant of a method: a name that extends it, same config
+        root = name
+        while "extends" in variants[root]:
+            root = variants[root]["extends"]
+        assert root == name or (name.startswith(root + "_") and variants[root]["config"] == variant["config"]), name
+    assert variants["pointsup_condinst_3pts"]["overrides"] == {"INPUT.POINTS_PER_INSTANCE": 3}
+    late = variants["boxteacher_late_start"]["overrides"]
+    assert list(late)[:3] == list(variants["boxteacher"]["overrides"])  # the base's overrides first
+    assert late["MODEL.BOX_TEACHER.STRONG_AUG"] is True and late["MODEL.BOX_TEACHER.START_ITER"] == 500
+    assert harness.as_opts(presets["cpu_2x"]["overrides"]) == [
+        "SOLVER.MAX_ITER", "2200", "SOLVER.STEPS", "(1600, 2000)", "SOLVER.CHECKPOINT_PERIOD", "1100"]
+
+
+def test_a_malformed_variant_is_named(harness, tmp_path):
+    (tmp_path / "a.yaml").write_text("config: CondInst/R18_shapes.yaml\nfull_twin: a\nnote: base\n")
+    (tmp_path / "b.yaml").write_text("extends: a\nnote: x\noverides: {SEED: 1}\n")
+    with pytest.raises(ValueError, match=r"b.yaml: unknown keys \['overides'\]"):
+        harness.load_variants(tmp_path)
+    (tmp_path / "b.yaml").write_text("extends: c\nnote: x\n")
+    (tmp_path / "c.yaml").write_text("extends: b\nnote: x\n")
+    with pytest.raises(ValueError, match="a cycle"):
+        harness.load_variants(tmp_path)
+    (tmp_path / "c.yaml").write_text("extends: a\n")
+    with pytest.raises(ValueError, match="c.yaml: no note"):
+        harness.load_variants(tmp_path)
+    (tmp_path / "c.yaml").unlink()
+    (tmp_path / "b.yaml").write_text("extends: missing\nnote: x\n")
+    with pytest.raises(ValueError, match="no .*missing.yaml"):
+        harness.load_variants(tmp_path)
+
+
+def test_dry_run_resolves_without_training(harness, capsys):
+    harness.main(["--methods", "pointsup_condinst_3pts,pointwssis_teacher_p5", "--seeds", "1", "--preset", "cpu_2x",
+                  "--dry-run"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("[benchmark] pointsup_condinst_3pts_seed1 (cpu_2x preset): "
+                             "configs/PointSup/CondInst_R18_shapes.yaml SOLVER.MAX_ITER 2200")
+    assert "INPUT.POINTS_PER_INSTANCE 3 OUTPUT_DIR" in out[0] and out[0].endswith("SEED 1")
+    assert out[1].startswith("[benchmark] pointwssis_p5_seed1 ")  # the teacher's rows come from that run
+    with pytest.raises(SystemExit):
+        harness.main(["--methods", "boxinst", "--dry-run", "MODEL.NO_SUCH_KEY", "1"])

@@ -1,9 +1,11 @@
-"""The seed-paired comparison of benchmark rows (``wsis-d2 report --baseline``)."""
+"""Reports on benchmark rows: the label-cost table and plot, and the seed-paired comparison
+(``wsis-d2 report --baseline``)."""
 import json
 
+import cv2
 import pytest
 
-from wsis_d2.report import load_rows, paired_seed_differences, write_paired_report
+from wsis_d2.report import load_rows, paired_seed_differences, seconds_per_object, write_paired_report, write_report
 
 
 def _row(method, seed, segm_ap, fingerprint, ring=None):
@@ -129,3 +131,120 @@ def test_report_command_writes_the_paired_table(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["report", "--results", str(results), "--seeds", "2", "3", "--output-dir", str(tmp_path / "y")])
     assert not (tmp_path / "y").exists()
+
+
+def test_label_cost_report(tmp_path):
+    rows = [
+        {"method": "condinst", "train_set": "shapes_full", "segm_AP": 30.0, "ratio_to_full": 1.0, "preset": "cpu"},
+        {"method": "boxinst", "train_set": "shapes_box", "segm_AP": 27.0, "ratio_to_full": 0.9, "preset": "cpu"},
+        {"method": "pointsup_condinst_3pts", "train_set": "shapes_point", "segm_AP": 28.0, "ratio_to_full": 0.93,
+         "preset": "cpu", "config": "configs/PointSup/CondInst_R18_shapes.yaml INPUT.POINTS_PER_INSTANCE 3"},
+        {"method": "pointwssis_p10", "train_set": "shapes_semi_10", "segm_AP": 29.0, "preset": "cpu"},
+    ]
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps(rows))
+    paths = write_report(load_rows([str(results)]), str(tmp_path / "report"))
+    assert paths["points"] == [("boxinst", 7.0, 27.0), ("pointsup_condinst_3pts", pytest.approx(9.4), 28.0),
+                               ("pointwssis_p10", pytest.approx(0.1 * 79.2 + 0.9 * 7.8), 29.0),
+                               ("condinst", 79.2, 30.0)]
+    png = cv2.imread(paths["plot"])
+    assert png is not None and png.shape[0] > 100
+    assert "| boxinst | cpu | shapes_box | 7.0 | 27.0 | 0.9 |" in open(paths["table"]).read()
+    with pytest.raises(ValueError, match="no annotation cost known"):
+        seconds_per_object({"method": "x", "train_set": "shapes_scribble"})
+    assert seconds_per_object({"method": "x", "train_set": "coco_2017_train_point"}) == pytest.approx(15.0)
+    assert seconds_per_object({"method": "x", "train_set": "coco_2017_train"}) == 79.2
+    # PointWSSIS's teacher alone: the masks of the 10 % fully-labelled images, nothing else
+    assert seconds_per_object({"method": "x", "train_set": "shapes_semi_10_masks_only"}) == pytest.approx(7.92)
+    gpu = dict(rows[0], preset="gpu", segm_AP=35.0)
+    results.write_text(json.dumps(rows + [gpu]))
+    assert len(load_rows([str(results)], preset="gpu")) == 1 and len(load_rows([str(results)])) == 5
+    assert paths["curves"] is None  # no row measured pseudo masks
+    # seeded repeats stay apart; teacher-student rows' pseudo-mask curves get their own plot
+    seeded = [dict(rows[1], method="boxteacher", seed=seed, segm_AP=20.0 + seed,
+                   pseudo_mask_curve=[[100, 0.5, 0.4], [200, 0.6 + seed / 100, 0.9]]) for seed in (1, 2)]
+    results.write_text(json.dumps(rows + seeded))
+    paths = write_report(load_rows([str(results)]), str(tmp_path / "report2"))
+    assert "| boxteacher (seed 1) | cpu | shapes_box | 7.0 | 21.0 | 0.9 |" in open(paths["table"]).read()
+    assert "| boxteacher (seed 2) | cpu | shapes_box | 7.0 | 22.0 | 0.9 |" in open(paths["table"]).read()
+    curves = cv2.imread(paths["curves"])
+    assert curves is not None and curves.shape[0] > 100
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"method": "x"}]))
+    with pytest.raises(ValueError, match="lacks field"):
+        load_rows([str(bad)])
+
+
+def _cost_row(method, seed, segm_ap, fingerprint, ratio=None, config="configs/BoxTeacher/R18_shapes.yaml",
+              train_set="shapes_box"):
+    return {"method": method, "seed": seed, "segm_AP": segm_ap, "ratio_to_full": ratio, "config": config,
+            "config_fingerprint": fingerprint, "train_set": train_set, "preset": "cpu"}
+
+
+def test_method_points_one_per_method_mean_and_spread_over_seeds():
+    from wsis_d2.report import method_points, pareto_front
+
+    rows = [
+        _cost_row("boxteacher", 1, 10.0, "old"), _cost_row("boxteacher", 2, 12.0, "old"),  # an older setting
+        _cost_row("boxteacher_plain_view_late_start", 1, 26.0, "t", ratio=0.8),  # became the preset: pools
+        _cost_row("boxteacher", 2, 27.0, "t", ratio=0.9), _cost_row("boxteacher", 3, 31.0, "t", ratio=1.0),
+        _cost_row("boxteacher", 1, 29.0, "t", ratio=0.7),  # seed 1 again: the later run counts
+        _cost_row("boxteacher_late_start", 1, 40.0, "v"),  # the same config, other overrides: a variant
+        _cost_row("boxinst_mask_rcnn", 1, 8.0, "m", config="configs/BoxInst/MaskRCNN_R18_shapes.yaml"),
+        _cost_row("condinst", None, 31.0, None, ratio=1.0, config="configs/CondInst/R18_shapes.yaml",
+                  train_set="shapes_full"),
+        _cost_row("pointsup_condinst", None, 30.0, None, config="configs/PointSup/CondInst_R18_shapes.yaml",
+                  train_set="shapes_point"),
+    ]
+    points = {p["method"]: p for p in method_points(rows)}
+    assert list(points) == ["boxinst_mask_rcnn", "boxteacher", "pointsup_condinst", "condinst"]  # by cost, name
+    teacher = points["boxteacher"]
+    # seeds 1-3 of setting t: 29 (the re-run), 27, 31: mean 29, sample std 2, range 27-31
+    assert teacher["seeds"] == [1, 2, 3] and teacher["variant_of"] is None and teacher["kind"] == "box"
+    assert teacher["segm_AP"] == {"mean": 29.0, "std": 2.0, "min": 27.0, "max": 31.0}
+    assert teacher["ratio_to_full"] == {"mean": pytest.approx(0.867, abs=1e-3), "std": 0.153, "min": 0.7, "max": 1.0}
+    assert points["condinst"]["segm_AP"] == {"mean": 31.0, "std": 0.0, "min": 31.0, "max": 31.0}
+    assert points["condinst"]["seeds"] == [None] and points["condinst"]["seconds"] == 79.2
+    assert points["pointsup_condinst"]["ratio_to_full"] is None and points["pointsup_condinst"]["seconds"] == 15.0
+    assert points["boxinst_mask_rcnn"]["variant_of"] is None  # another config: a method of its own
+    with_variants = {p["method"]: p for p in method_points(rows, variants=True)}
+    assert with_variants["boxteacher_late_start"]["variant_of"] == "boxteacher"
+    assert with_variants["boxteacher_late_start"]["segm_AP"]["mean"] == 40.0
+    # cheapest first: boxteacher (29) beats boxinst_mask_rcnn at one cost; condinst (31) costs more but scores more
+    assert [p["method"] for p in pareto_front(list(points.values()))] == ["boxteacher", "pointsup_condinst", "condinst"]
+    assert [p["method"] for p in pareto_front(list(points.values()), "ratio_to_full")] == ["boxteacher", "condinst"]
+
+
+def test_label_cost_plot_and_table_hold_one_point_per_method(tmp_path):
+    rows = [_cost_row("boxinst", s, 28.0 + s, "b", ratio=0.9) for s in (1, 2, 3)]
+    rows += [_cost_row("boxinst_late", 1, 20.0, "v"), _cost_row("condinst", None, 31.0, None, ratio=1.0,
+                                                                 train_set="shapes_full")]
+    results = tmp_path / "2026-01-01.json"
+    results.write_text(json.dumps(rows))
+    paths = write_report(load_rows([str(results)]), str(tmp_path / "report"))
+    assert [p["method"] for p in paths["methods"]] == ["boxinst", "condinst"]
+    text = open(paths["table"]).read()
+    assert "| boxinst | — | cpu | boxes | 7.0 | 1,2,3 | 30.0 | 1.0 | 29.0-31.0 | 0.9 | 0.0 | 0.9-0.9 | yes |" in text
+    assert ("| condinst | — | cpu | full masks | 79.2 | unseeded | 31.0 | 0.0 | 31.0-31.0 | 1.0 | 0.0 | 1.0-1.0 | yes |"
+            in text)
+    assert "| boxinst_late (seed 1) | cpu | shapes_box | 7.0 | 20.0 | None |" in text  # every row still listed
+    png = cv2.imread(paths["plot"])
+    assert png is not None and png.shape[0] > 100
+    paths = write_report(load_rows([str(results)]), str(tmp_path / "variants"), variants=True)
+    assert [(p["method"], p["variant_of"]) for p in paths["methods"]] == [
+        ("boxinst", None), ("boxinst_late", "boxinst"), ("condinst", None)]
+    assert "| boxinst_late | boxinst | cpu | boxes | 7.0 | 1 | 20.0 | 0.0 | 20.0-20.0 | — | — | — |  |" in open(
+        paths["table"]).read()
+
+
+def test_report_command_takes_result_files_by_path(tmp_path, capsys):
+    from wsis_d2.report.cli import main
+
+    results = tmp_path / "2026-01-01.json"
+    results.write_text(json.dumps([_cost_row("boxinst", s, 28.0 + s, "b") for s in (1, 2)]
+                                  + [_cost_row("boxinst_late", 1, 20.0, "v")]))
+    with pytest.raises(SystemExit):  # no default folder of results: they are named
+        main(["--output-dir", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
+    assert main(["--results", str(results), "--variants", "--output-dir", str(tmp_path / "out")]) == 0
+    assert "3 rows, 2 points -> " in capsys.readouterr().out
