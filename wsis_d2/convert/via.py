@@ -7,8 +7,8 @@ object: ``polygon`` (``all_points_x`` / ``all_points_y``), ``rect`` (``x, y, wid
 fewer than 3 points, ``polyline`` and ``point`` are not and are left out, each named in the report
 with its file and image. VIA stores no image size: it is read from each image's header.
 
-Coordinates are VIA's pixel indices; a polygon is rasterised through the pixel centres
-(``x + 0.5``), as detectron2's balloon tutorial converts them.
+Coordinates are VIA's pixel indices: a shape is filled with the pixels on its outline included,
+as the labelme converter does (sub-pixel coordinates are kept to 1/16 pixel).
 """
 import json
 import math
@@ -17,7 +17,6 @@ from typing import Optional, Tuple
 
 import cv2
 import numpy as np
-import pycocotools.mask as mask_util
 from PIL import Image
 
 from .common import ConversionReport, mask_annotation
@@ -25,6 +24,18 @@ from .common import ConversionReport, mask_annotation
 # EXIF orientations for which detectron2's reader (it applies the EXIF rotation) swaps width and height
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSED = (5, 6, 7, 8)
+# cv2 draws with fixed-point coordinates: 4 fractional bits
+_SHIFT = 4
+
+
+def _fixed(values) -> np.ndarray:
+    return np.round(np.asarray(values, np.float64) * (1 << _SHIFT)).astype(np.int32)
+
+
+def _fill_polygon(xs, ys, height: int, width: int) -> np.ndarray:
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(mask, [np.stack([_fixed(xs), _fixed(ys)], 1)], 1, shift=_SHIFT)
+    return mask.astype(bool)
 
 
 def _image_size(path: Path) -> Tuple[Optional[Tuple[int, int]], int]:
@@ -50,23 +61,17 @@ def _region_mask(shape: dict, height: int, width: int) -> Tuple[Optional[np.ndar
                 return None, f"polygon with {len(xs)} x and {len(ys)} y coordinates"
             if len(xs) < 3:
                 return None, f"polygon with {len(xs)} point(s) is not an area (needs at least 3)"
-            poly = [float(v) + 0.5 for xy in zip(xs, ys) for v in xy]
-            rle = mask_util.frPyObjects([poly], height, width)
-            return mask_util.decode(mask_util.merge(rle)).astype(bool), ""
+            return _fill_polygon([float(v) for v in xs], [float(v) for v in ys], height, width), ""
         if kind == "rect":
             x, y, w, h = (float(shape[k]) for k in ("x", "y", "width", "height"))
-            poly = [x, y, x + w, y, x + w, y + h, x, y + h]
-            rle = mask_util.frPyObjects([poly], height, width)
-            return mask_util.decode(mask_util.merge(rle)).astype(bool), ""
+            return _fill_polygon([x, x + w, x + w, x], [y, y, y + h, y + h], height, width), ""
         if kind in ("circle", "ellipse"):
             cx, cy = float(shape["cx"]), float(shape["cy"])
             rx, ry = (float(shape["r"]),) * 2 if kind == "circle" else (float(shape["rx"]), float(shape["ry"]))
             angle = math.degrees(float(shape.get("theta", 0.0)))
             mask = np.zeros((height, width), np.uint8)
-            # cv2 draws with integer coordinates in 1/2**4 pixel units
-            s = 16
-            cv2.ellipse(mask, (int(round(cx * s)), int(round(cy * s))), (int(round(rx * s)), int(round(ry * s))),
-                        angle, 0, 360, 1, thickness=-1, shift=4)
+            cv2.ellipse(mask, tuple(_fixed([cx, cy]).tolist()), tuple(_fixed([rx, ry]).tolist()), angle, 0, 360, 1,
+                        thickness=-1, shift=_SHIFT)
             return mask.astype(bool), ""
     except (KeyError, TypeError, ValueError) as e:
         return None, f"{kind} region without usable coordinates ({type(e).__name__}: {e})"
