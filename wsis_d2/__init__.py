@@ -18,5 +18,6 @@ from .config import add_wsis_config  # noqa: E402
 data.register_shapes()
 autolabel.register_shapes_pseudo()
 data.register_coco_views()
+data.register_real_datasets()  # pennfudan_*, balloon_* at $DETECTRON2_DATASETS/{pennfudan,balloon}
 
 __all__ = ["add_wsis_config", "__version__"]

@@ -6,6 +6,8 @@
     wsis-d2 autolabel --input BOXES.json --image-root DIR --backend box|grabcut|model [--output OUT.json]
     wsis-d2 convert --format instance-png --images DIR --masks DIR --output OUT.json [--category NAME]
     wsis-d2 convert --format labelme --input DIR --output OUT.json
+    wsis-d2 convert --format via --input VIA.json --output OUT.json [--images DIR --category NAME]
+    wsis-d2 prepare pennfudan|balloon --root EXTRACTED_DIR [--output DIR]
     wsis-d2 pointwssis --semi-json SEMI.json --image-root DIR --val-json VAL.json [--config-file C --output-dir O] [KEY VALUE ...]
     wsis-d2 report --results FILE.json ... [--output-dir DIR] [--variants] [--baseline METHOD [--exclude-class C ...] [--seeds S ...]]
     wsis-d2 views --input COCO.json --views box,point,semi_10 [--output-dir DIR --num-points 10 --seed 0]
@@ -14,6 +16,7 @@ import sys
 
 from .autolabel.cli import main as autolabel_main
 from .convert.cli import main as convert_main
+from .convert.prepare import prepare_main
 from .data.cli import shapes_main, views_main
 from .engine import main as train_main
 from .model_zoo import print_configs
@@ -33,6 +36,7 @@ COMMANDS = {
     "views": views_main,
     "autolabel": autolabel_main,
     "convert": convert_main,
+    "prepare": prepare_main,
     "report": report_main,
     "pointwssis": pointwssis_main,
 }

@@ -41,6 +41,14 @@ def add_wsis_config(cfg: CN) -> CN:
     # FCOS needs P3-P7: P6/P7 are stride-2 convs on P5 (FCOS paper, Sec. 3.1).
     _C.MODEL.FPN.TOP_LEVELS = 2
 
+    # ---------------------------------------------------------------- MobileNetV2 backbone (issue 31)
+    _C.MODEL.MOBILENET = CN()
+    # Norm of every BatchNorm in the MobileNetV2 trunk: "FrozenBN" (ImageNet statistics and affine
+    # kept fixed, detectron2's convention for small per-GPU batches), "BN", "SyncBN". FrozenBN and
+    # MODEL.BACKBONE.FREEZE_AT 2 are the defaults until measured on the realphoto benchmark.
+    _C.MODEL.MOBILENET.NORM = "FrozenBN"
+    # ---------------------------------------------------------------- end of MobileNetV2 backbone
+
     # ---------------------------------------------------------------- FCOS
     _C.MODEL.FCOS = CN()
     _C.MODEL.FCOS.NUM_CLASSES = 80

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from . import convert_instance_pngs, convert_labelme
+from .via import convert_via
 
 
 def main(argv=None):
@@ -11,12 +12,16 @@ def main(argv=None):
         prog="wsis-d2 convert",
         description="Convert instance annotations to COCO (RLE masks) with a report of what was skipped and why. "
                     "Then 'wsis-d2 views' makes box / point / semi views of the result.")
-    parser.add_argument("--format", required=True, choices=["instance-png", "labelme"])
-    parser.add_argument("--images", help="instance-png: image folder (file_name is relative to it)")
+    parser.add_argument("--format", required=True, choices=["instance-png", "labelme", "via"])
+    parser.add_argument("--images", help="instance-png: image folder (file_name is relative to it); "
+                                         "via: the images' folder (default: the JSON file's)")
     parser.add_argument("--masks", help="instance-png: folder of <stem>[_mask].png instance-id masks")
-    parser.add_argument("--category", default="object", help="instance-png: the objects' category name")
+    parser.add_argument("--category", default="object", help="instance-png, via: the objects' category name")
     parser.add_argument("--ignore-value", type=int, default=255, help="instance-png: void mask value (-1: none)")
-    parser.add_argument("--input", help="labelme: folder of labelme JSON files beside their images")
+    parser.add_argument("--input", help="labelme: folder of labelme JSON files beside their images; "
+                                        "via: the VIA region JSON file")
+    parser.add_argument("--category-attribute", default=None,
+                        help="via: region attribute holding each object's category (default: --category for all)")
     parser.add_argument("--output", required=True, help="COCO JSON to write (never overwritten without --overwrite)")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
@@ -28,6 +33,13 @@ def main(argv=None):
             if not (args.images and args.masks):
                 parser.error("instance-png needs --images and --masks")
             coco, report = convert_instance_pngs(args.images, args.masks, args.category, args.ignore_value)
+        elif args.format == "via":
+            if not args.input:
+                parser.error("via needs --input (the VIA JSON file)")
+            try:
+                coco, report = convert_via(args.input, args.images, args.category, args.category_attribute)
+            except ValueError as e:
+                raise SystemExit(f"error: {e}")
         else:
             if not args.input:
                 parser.error("labelme needs --input")

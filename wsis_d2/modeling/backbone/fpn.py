@@ -28,24 +28,27 @@ class LastLevelP6(nn.Module):
         return [self.p6(F.relu(x))]
 
 
-@BACKBONE_REGISTRY.register()
-def build_fcos_resnet_fpn_backbone(cfg, input_shape: ShapeSpec):
-    bottom_up = build_resnet_backbone(cfg, input_shape)
+def fcos_top_block(cfg):
+    """The ``MODEL.FPN.TOP_LEVELS`` extra levels on P5 (P6/P7, P6 or none) of an FCOS-style FPN."""
     out_channels = cfg.MODEL.FPN.OUT_CHANNELS
     top_levels = cfg.MODEL.FPN.TOP_LEVELS
     if top_levels == 2:
-        top_block = LastLevelP6P7(out_channels, out_channels, in_feature="p5")
-    elif top_levels == 1:
-        top_block = LastLevelP6(out_channels, out_channels, in_feature="p5")
-    elif top_levels == 0:
-        top_block = None
-    else:
-        raise ValueError(f"MODEL.FPN.TOP_LEVELS must be 0, 1 or 2, got {top_levels}")
+        return LastLevelP6P7(out_channels, out_channels, in_feature="p5")
+    if top_levels == 1:
+        return LastLevelP6(out_channels, out_channels, in_feature="p5")
+    if top_levels == 0:
+        return None
+    raise ValueError(f"MODEL.FPN.TOP_LEVELS must be 0, 1 or 2, got {top_levels}")
+
+
+@BACKBONE_REGISTRY.register()
+def build_fcos_resnet_fpn_backbone(cfg, input_shape: ShapeSpec):
+    bottom_up = build_resnet_backbone(cfg, input_shape)
     return FPN(
         bottom_up=bottom_up,
         in_features=cfg.MODEL.FPN.IN_FEATURES,
-        out_channels=out_channels,
+        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
         norm=cfg.MODEL.FPN.NORM,
-        top_block=top_block,
+        top_block=fcos_top_block(cfg),
         fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
     )
