@@ -1,6 +1,6 @@
 """Label-cost report: mask AP (and ratio to full supervision) against annotation seconds per object.
 
-Annotation costs per object (seeded in METHODS.md):
+Annotation costs per object, from the papers cited with each:
 
 - full mask: 79.2 s (COCO's polygon masks; Bearman et al., ECCV 2016, as cited by PointSup);
 - box: 7 s (extreme clicking; Papadopoulos et al., ICCV 2017);

@@ -1,7 +1,7 @@
 """Every config key wsis-d2 adds to detectron2's, with its default.
 
-Defaults follow the papers and the reference configs (see METHODS.md); the
-shapes configs in ``configs/`` override what a tiny CPU run needs.
+Defaults follow the papers and their reference configs (each method's paper is cited at its
+node); the shapes configs in ``configs/`` override what a tiny CPU run needs.
 """
 from detectron2.config import CfgNode as CN
 
@@ -142,20 +142,6 @@ def add_wsis_config(cfg: CN) -> CN:
     # Weight of PseudoMaskLoss and its linear warm-up (iterations).
     _C.MODEL.BOX_TEACHER.MASK_WEIGHT = 0.5
     _C.MODEL.BOX_TEACHER.WARMUP_ITERS = 10000
-    # PseudoMaskLoss weighs each pixel by the teacher's certainty |2p - 1| (not in the reference: False).
-    _C.MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS = False
-    # PseudoMaskLoss counts the pixels the teacher calls foreground this many times as much as its
-    # background pixels (not in the reference: 1.0; < 1 trusts a box-trained teacher's background more).
-    _C.MODEL.BOX_TEACHER.FOREGROUND_PIXEL_WEIGHT = 1.0
-    # PseudoMaskLoss checks the teacher's foreground against the colours of the band of BAND mask cells
-    # around each box (not in the reference: MODE ""). A cell inside the box within BoxInst's colour
-    # similarity THRESH of one of SAMPLES evenly spaced band cells is background-coloured; there the
-    # teacher's foreground is "ignore"d (left to the box losses) or made "background".
-    _C.MODEL.BOX_TEACHER.BACKGROUND_COLOR = CN()
-    _C.MODEL.BOX_TEACHER.BACKGROUND_COLOR.MODE = ""
-    _C.MODEL.BOX_TEACHER.BACKGROUND_COLOR.THRESH = 0.3
-    _C.MODEL.BOX_TEACHER.BACKGROUND_COLOR.BAND = 2
-    _C.MODEL.BOX_TEACHER.BACKGROUND_COLOR.SAMPLES = 64
     # The pseudo-mask losses (and their warm-up) start at this iteration; before it the student
     # learns from the box losses alone and the teacher is not run (the reference: 0).
     _C.MODEL.BOX_TEACHER.START_ITER = 0

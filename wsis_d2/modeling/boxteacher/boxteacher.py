@@ -59,8 +59,7 @@ class BoxTeacher(TeacherStudent):
         check_ranges(cfg, {
             "MOMENTUM": "[0, 1]", "IOU_THRESH": "[0, 1]", "MASK_THRESH": "[0, 1]", "MASK_WEIGHT": "[0, inf)",
             "WARMUP_ITERS": "[0, inf)", "START_ITER": "[0, inf)", "AFFINITY_WEIGHT": "[0, inf)",
-            "AFFINITY_THRESH": "[0, 1]", "BACKGROUND_COLOR.THRESH": "[0, 1]", "BACKGROUND_COLOR.BAND": "[1, inf)",
-            "BACKGROUND_COLOR.SAMPLES": "[1, inf)"}, prefix="MODEL.BOX_TEACHER.")
+            "AFFINITY_THRESH": "[0, 1]"}, prefix="MODEL.BOX_TEACHER.")
         b = cfg.MODEL.BOX_TEACHER
         return {
             "student": BoxTeacherStudent(cfg),

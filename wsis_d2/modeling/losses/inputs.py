@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from detectron2.structures import BitMasks, Instances, PolygonMasks
 
-from .background_color import background_colored
 from .box_targets import box_masks
 from .pairwise import color_similarity, rgb_to_lab, to_rgb, unit_feature_similarity, valid_edges
 
@@ -79,11 +78,6 @@ class MaskLossInputs:
             raise NotImplementedError(f"{type(self).__name__} cannot weigh its edges by teacher features")
         similarity, valid = self.color_graph(size, dilation)
         return (similarity >= thresh) & valid
-
-    def background_colored(self, band: int, max_samples: int, thresh: float) -> torch.Tensor:
-        """(n, 1, h, w) bool: cells inside each instance's GT box with the colour of the band of ``band`` cells
-        around the box (:func:`~wsis_d2.modeling.losses.background_color.background_colored`)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot compare colours inside and around a box")
 
     def normalized_images(self, per_instance: bool = True) -> torch.Tensor:
         """Normalised input images at the logits' resolution: (n, 3, h, w) per instance,
@@ -261,12 +255,6 @@ class ImageFrameInputs(MaskLossInputs):
             self._graphs[key] = (color_similarity(self.lab_cells(), size, dilation),
                                  valid_edges(self.valid_cells(), size, dilation))
         return self._graphs[key]
-
-    def background_colored(self, band: int, max_samples: int, thresh: float) -> torch.Tensor:
-        lab = self.lab_cells()
-        in_box = self.box_masks(*lab.shape[-2:])[:, None] >= 0.5
-        return background_colored(self.select(lab), in_box, self.select(self.valid_cells()), band, max_samples,
-                                  thresh)
 
     def color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
         similarity, valid = self.image_color_graph(size, dilation)

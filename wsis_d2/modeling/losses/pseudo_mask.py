@@ -4,21 +4,13 @@
   instance's dice against its teacher mask binarised at ``MODEL.BOX_TEACHER.MASK_THRESH``
   (as the reference: a soft target would teach the student to stay unsure where the
   teacher is) weighted by the teacher's confidence w_i (0 for GT boxes no teacher
-  prediction matched); with ``MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS`` (not in the
-  reference) each pixel also counts by the teacher's certainty |2p - 1|, so pixels the
-  teacher is split on are left to the box losses; with
-  ``MODEL.BOX_TEACHER.FOREGROUND_PIXEL_WEIGHT`` a < 1 (not in the reference: 1) the pixels
-  the teacher calls foreground count a times as much as those it calls background; with
-  ``MODEL.BOX_TEACHER.BACKGROUND_COLOR.MODE`` (not in the reference: off) the teacher's
-  foreground on cells coloured like the band around the box
-  (:mod:`~wsis_d2.modeling.losses.background_color`) is left out ("ignore") or made
-  background ("background");
+  prediction matched);
 - noise-reduced mask affinity loss (:func:`pseudo_affinity_loss`), on the soft mask.
 
 Both are off before ``MODEL.BOX_TEACHER.START_ITER`` and then ramp up linearly over
 ``MODEL.BOX_TEACHER.WARMUP_ITERS``.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict
 
 import torch
 import torch.nn.functional as F
@@ -30,13 +22,10 @@ from .pairwise import log_same_label_probability, neighbours
 from .registry import MASK_LOSS_REGISTRY, linear_ramp
 
 
-def weighted_dice_loss(probs: torch.Tensor, pseudo: torch.Tensor, weights: torch.Tensor,
-                       pixel_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+def weighted_dice_loss(probs: torch.Tensor, pseudo: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """
     Args:
-        probs, pseudo: (n, 1, h, w) student probabilities and pseudo masks; weights: (n,);
-        pixel_weights: (n, 1, h, w) per-pixel weights of the dice sums, or None (all 1); an instance
-            whose weights are all 0 has loss 1 and no gradient, and still counts in the mean.
+        probs, pseudo: (n, 1, h, w) student probabilities and pseudo masks; weights: (n,).
 
     Returns:
         scalar; 0 (connected to ``probs``) when no weight is positive.
@@ -44,16 +33,15 @@ def weighted_dice_loss(probs: torch.Tensor, pseudo: torch.Tensor, weights: torch
     valid = weights > 0
     if not bool(valid.any()):
         return probs.sum() * 0
-    return (weights * dice_loss(probs, pseudo, pixel_weights=pixel_weights)).sum() / valid.sum()
+    return (weights * dice_loss(probs, pseudo)).sum() / valid.sum()
 
 
 @MASK_LOSS_REGISTRY.register()
 class PseudoMaskLoss(nn.Module):
     """Teacher-student: weighted dice against the teacher's binarised pseudo masks
-    (``MODEL.BOX_TEACHER.MASK_WEIGHT``, ``MASK_THRESH``)."""
+    (``MODEL.BOX_TEACHER.MASK_WEIGHT``, ``MODEL.BOX_TEACHER.MASK_THRESH``)."""
 
     LABELS = ("pseudo_masks",)
-    BACKGROUND_COLOR_MODES = ("", "ignore", "background")
 
     def __init__(self, cfg):
         super().__init__()
@@ -61,55 +49,14 @@ class PseudoMaskLoss(nn.Module):
         self.warmup_iters = cfg.MODEL.BOX_TEACHER.WARMUP_ITERS
         self.start_iter = cfg.MODEL.BOX_TEACHER.START_ITER
         self.mask_thresh = cfg.MODEL.BOX_TEACHER.MASK_THRESH
-        self.confidence_pixel_weights = cfg.MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS
-        self.foreground_pixel_weight = cfg.MODEL.BOX_TEACHER.FOREGROUND_PIXEL_WEIGHT
-        if not self.foreground_pixel_weight > 0:
-            raise ValueError("MODEL.BOX_TEACHER.FOREGROUND_PIXEL_WEIGHT must be > 0 (0 would drop the teacher's "
-                             f"foreground from the dice), got {self.foreground_pixel_weight}")
-        background_color = cfg.MODEL.BOX_TEACHER.BACKGROUND_COLOR
-        if background_color.MODE not in self.BACKGROUND_COLOR_MODES:
-            raise ValueError(f"MODEL.BOX_TEACHER.BACKGROUND_COLOR.MODE must be one of {self.BACKGROUND_COLOR_MODES}, "
-                             f"got {background_color.MODE!r}")
-        self.background_color = background_color
-
-    def pixel_weights(self, pseudo: torch.Tensor, target: torch.Tensor,
-                      ignored: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
-        """(n, 1, h, w) soft pseudo masks, their binary targets and (optional) bool cells left out ->
-        the dice's pixel weights, or None (all 1)."""
-        weights = None
-        if self.confidence_pixel_weights:
-            # |2p - 1|: 1 where the teacher is sure, 0 where it is split (its boundary, a half-carved hole)
-            weights = (2 * pseudo - 1).abs()
-        if self.foreground_pixel_weight != 1.0:
-            # box supervision over-fills (projections cannot see a filled hole), so a box-trained teacher's
-            # background inside the box is the news and its foreground the suspect part
-            scale = torch.where(target > 0, self.foreground_pixel_weight, 1.0).to(pseudo)
-            weights = scale if weights is None else weights * scale
-        if ignored is not None:
-            kept = (~ignored).to(pseudo)
-            weights = kept if weights is None else weights * kept
-        return weights
-
-    def background_color_check(self, target: torch.Tensor,
-                               inputs: MaskLossInputs) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """(n, 1, h, w) binary targets -> the targets after ``BACKGROUND_COLOR.MODE`` and the cells it leaves
-        out (None: none)."""
-        config = self.background_color
-        if not config.MODE:
-            return target, None
-        colored = inputs.background_colored(config.BAND, config.SAMPLES, config.THRESH)
-        if config.MODE == "background":
-            return target * ~colored, None
-        return target, colored & (target > 0)
 
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
         ramp = linear_ramp(inputs.iteration, self.warmup_iters, self.start_iter)
         if mask_logits.shape[0] == 0 or ramp == 0.0:
-            # no instances, or before START_ITER (no pseudo masks yet): skip the dice and the colour check
+            # no instances, or before START_ITER (no pseudo masks yet): skip the dice
             return {"loss_pseudo_mask": mask_logits.sum() * 0}
         pseudo, weights = inputs.pseudo_masks()
-        target, ignored = self.background_color_check((pseudo > self.mask_thresh).to(pseudo.dtype), inputs)
-        loss = weighted_dice_loss(mask_logits.sigmoid(), target, weights, self.pixel_weights(pseudo, target, ignored))
+        loss = weighted_dice_loss(mask_logits.sigmoid(), (pseudo > self.mask_thresh).to(pseudo.dtype), weights)
         return {"loss_pseudo_mask": self.weight * ramp * loss}
 
 
