@@ -128,17 +128,24 @@ def add_wsis_config(cfg: CN) -> CN:
     _C.MODEL.POINT_SUP = CN()
     _C.MODEL.POINT_SUP.WEIGHT = 1.0
 
-    # ---------------------------------------------------------------- BoxTeacher
-    # Teacher-student training from boxes (Cheng et al., CVPR 2023); the EMA
-    # teacher and pseudo-mask filters are shared with later self-training methods.
-    _C.MODEL.BOX_TEACHER = CN()
-    # EMA momentum of the teacher (min(MOMENTUM, 1 - 1/(iter+1)) early on).
-    _C.MODEL.BOX_TEACHER.MOMENTUM = 0.999
+    # ---------------------------------------------------------------- teacher-student
+    # The EMA teacher of a teacher-student model (BoxTeacher, SIM; mean teacher: Tarvainen & Valpola,
+    # NeurIPS 2017) and how its predictions claim GT boxes (BoxTeacher, Cheng et al., CVPR 2023, Sec. 3.2).
+    _C.MODEL.TEACHER = CN()
+    # EMA momentum of the teacher (min(MOMENTUM, 1 - 1/(iter+1)) early on); BoxTeacher's reference
+    # uses .999, SIM's .9999 (its Base config sets it).
+    _C.MODEL.TEACHER.MOMENTUM = 0.999
     # A teacher prediction claims a GT box when their IoU is at least this.
-    _C.MODEL.BOX_TEACHER.IOU_THRESH = 0.5
-    # Pixels above this probability make a prediction's mask-aware score and the
-    # binary target of PseudoMaskLoss.
-    _C.MODEL.BOX_TEACHER.MASK_THRESH = 0.5
+    _C.MODEL.TEACHER.IOU_THRESH = 0.5
+    # Pixels above this probability make a prediction's mask-aware score (and the binary target of
+    # BoxTeacher's PseudoMaskLoss).
+    _C.MODEL.TEACHER.MASK_THRESH = 0.5
+    # Evaluate/predict with the teacher (True, as the references) or the student.
+    _C.MODEL.TEACHER.USE_FOR_INFERENCE = True
+
+    # ---------------------------------------------------------------- BoxTeacher
+    # Teacher-student training from boxes (Cheng et al., CVPR 2023); its teacher is MODEL.TEACHER.
+    _C.MODEL.BOX_TEACHER = CN()
     # Weight of PseudoMaskLoss and its linear warm-up (iterations).
     _C.MODEL.BOX_TEACHER.MASK_WEIGHT = 0.5
     _C.MODEL.BOX_TEACHER.WARMUP_ITERS = 10000
@@ -151,19 +158,12 @@ def add_wsis_config(cfg: CN) -> CN:
     # Strong photometric augmentation of the student's view (ColorJitter .4/.4/.4/.1 p .8,
     # grayscale p .2); the teacher sees the plain image.
     _C.MODEL.BOX_TEACHER.STRONG_AUG = True
-    # Evaluate/predict with the teacher (True, as the reference) or the student.
-    _C.MODEL.BOX_TEACHER.USE_TEACHER_INFERENCE = True
 
     # ---------------------------------------------------------------- SIM
     # Semantic-aware pseudo masks from class-wise prototypes + online copy-paste
     # (Li et al., CVPR 2023); defaults of the reference's Base-sim.yaml.
     _C.MODEL.SIM = CN()
-    # EMA momentum of the teacher; predict with the teacher.
-    _C.MODEL.SIM.MOMENTUM = 0.9999
-    _C.MODEL.SIM.USE_TEACHER_INFERENCE = True
-    # A teacher prediction claims a GT box as in BoxTeacher: IoU and mask-aware score threshold.
-    _C.MODEL.SIM.IOU_THRESH = 0.5
-    _C.MODEL.SIM.MASK_THRESH = 0.5
+    # Its EMA teacher, and how the teacher's predictions claim GT boxes: MODEL.TEACHER.
     # Teacher mask pixels above this feed the prototypes and the copy-paste bank.
     _C.MODEL.SIM.CONFIDENT_THRESH = 0.7
     # Prototypes per class (of MODEL.FCOS.NUM_CLASSES, dimension = mask-branch channels),

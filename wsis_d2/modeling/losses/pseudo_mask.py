@@ -1,7 +1,7 @@
 """BoxTeacher's losses on teacher pseudo masks (Cheng et al., "BoxTeacher", CVPR 2023, Sec. 3.3).
 
 - noise-aware pixel loss: L_pixel = sum_i w_i Dice(m_i, pseudo_i) / #{i : w_i > 0}, each
-  instance's dice against its teacher mask binarised at ``MODEL.BOX_TEACHER.MASK_THRESH``
+  instance's dice against its teacher mask binarised at ``MODEL.TEACHER.MASK_THRESH``
   (as the reference: a soft target would teach the student to stay unsure where the
   teacher is) weighted by the teacher's confidence w_i (0 for GT boxes no teacher
   prediction matched);
@@ -39,7 +39,7 @@ def weighted_dice_loss(probs: torch.Tensor, pseudo: torch.Tensor, weights: torch
 @MASK_LOSS_REGISTRY.register()
 class PseudoMaskLoss(nn.Module):
     """Teacher-student: weighted dice against the teacher's binarised pseudo masks
-    (``MODEL.BOX_TEACHER.MASK_WEIGHT``, ``MODEL.BOX_TEACHER.MASK_THRESH``)."""
+    (``MODEL.BOX_TEACHER.MASK_WEIGHT``, ``MODEL.TEACHER.MASK_THRESH``)."""
 
     LABELS = ("pseudo_masks",)
 
@@ -48,7 +48,7 @@ class PseudoMaskLoss(nn.Module):
         self.weight = cfg.MODEL.BOX_TEACHER.MASK_WEIGHT
         self.warmup_iters = cfg.MODEL.BOX_TEACHER.WARMUP_ITERS
         self.start_iter = cfg.MODEL.BOX_TEACHER.START_ITER
-        self.mask_thresh = cfg.MODEL.BOX_TEACHER.MASK_THRESH
+        self.mask_thresh = cfg.MODEL.TEACHER.MASK_THRESH
 
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
         ramp = linear_ramp(inputs.iteration, self.warmup_iters, self.start_iter)
