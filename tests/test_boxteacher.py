@@ -1,4 +1,6 @@
 """Teacher-student machinery (EMA, pseudo-mask assignment, weighted dice) and BoxTeacher."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -66,9 +68,14 @@ def test_weighted_dice_hand_case():
     assert zero.item() == 0 and zero.requires_grad
 
 
-def test_pseudo_mask_loss_targets_the_binarised_teacher_mask():
-    from types import SimpleNamespace
+def _pseudo_labelled(iteration: int, masks: torch.Tensor, weights: torch.Tensor):
+    """Loss inputs that hold only pseudo masks (the GT ``Instances`` fields a teacher-student model sets)."""
+    fields = {"gt_pseudo_masks": masks, "gt_pseudo_weights": weights}
+    return SimpleNamespace(iteration=iteration, instance_masks=lambda field, missing, fill=None: fields[field],
+                           instance_values=lambda field: fields[field])
 
+
+def test_pseudo_mask_loss_targets_the_binarised_teacher_mask():
     from detectron2.config import get_cfg
 
     from wsis_d2.config import add_wsis_config
@@ -79,7 +86,7 @@ def test_pseudo_mask_loss_targets_the_binarised_teacher_mask():
     cfg.MODEL.BOX_TEACHER.WARMUP_ITERS = 10
     soft = torch.tensor([[[[0.9, 0.6, 0.4, 0.1]]]])
     weights = torch.tensor([0.8])
-    inputs = SimpleNamespace(iteration=5, pseudo_masks=lambda: (soft, weights))
+    inputs = _pseudo_labelled(5, soft, weights)
     logits = torch.tensor([[[[1.0, 0.0, -1.0, 2.0]]]], requires_grad=True)
     loss = PseudoMaskLoss(cfg)(logits, inputs)["loss_pseudo_mask"]
     p = logits.detach().sigmoid()
@@ -90,7 +97,7 @@ def test_pseudo_mask_loss_targets_the_binarised_teacher_mask():
     loss.backward()
     assert logits.grad.abs().sum() > 0
     # a teacher sure of the same pixels gives the same loss: only the binary mask is the target
-    sure = SimpleNamespace(iteration=5, pseudo_masks=lambda: (torch.tensor([[[[1.0, 1.0, 0.0, 0.0]]]]), weights))
+    sure = _pseudo_labelled(5, torch.tensor([[[[1.0, 1.0, 0.0, 0.0]]]]), weights)
     assert PseudoMaskLoss(cfg)(logits, sure)["loss_pseudo_mask"].item() == pytest.approx(loss.item())
 
 

@@ -101,13 +101,13 @@ def add_wsis_config(cfg: CN) -> CN:
     _C.MODEL.CONDINST.MASK_LOSSES = ["DiceMaskLoss"]
 
     # ---------------------------------------------------------------- BoxInst
-    # Box-supervised losses (Tian et al., CVPR 2021); also read by every model
-    # that uses ProjectionLoss / PairwiseColorLoss.
+    # Box-supervised losses (Tian et al., CVPR 2021), read by the losses themselves (ProjectionLoss,
+    # PairwiseColorLoss and the terms that share its colour graph) in every model that uses them.
     _C.MODEL.BOXINST = CN()
     # Weight of ProjectionLoss (1 in BoxInst; BoxLevelSet uses 3).
     _C.MODEL.BOXINST.PROJECTION_WEIGHT = 1.0
-    # Bottom rows of each original image left out of the colour graph (the
-    # reference drops 10; scaled with the resize).
+    # Bottom rows of each original image left out of the colour graph of the colour losses
+    # (the reference drops 10; scaled with the resize).
     _C.MODEL.BOXINST.BOTTOM_PIXELS_REMOVED = 10
     _C.MODEL.BOXINST.PAIRWISE = CN()
     # Neighbours: a SIZE x SIZE pattern with DILATION (8 edges per pixel).

@@ -10,7 +10,7 @@
 Both are off before ``MODEL.BOX_TEACHER.START_ITER`` and then ramp up linearly over
 ``MODEL.BOX_TEACHER.WARMUP_ITERS``.
 """
-from typing import Dict
+from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,15 @@ from .dice import dice_loss
 from .inputs import MaskLossInputs
 from .pairwise import log_same_label_probability, neighbours
 from .registry import MASK_LOSS_REGISTRY, linear_ramp
+
+
+def pseudo_masks(inputs: MaskLossInputs) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A teacher-student model's pseudo masks of the instances at the logits' resolution (n, 1, h, w) in
+    [0, 1] and their weights (n,) (0: no teacher prediction claimed the box): the GT ``Instances`` fields
+    ``gt_pseudo_masks`` / ``gt_pseudo_weights`` that the model sets for its student."""
+    masks = inputs.instance_masks("gt_pseudo_masks", "this mask loss needs teacher pseudo masks, but the data has "
+                                                     "none (a teacher-student model such as BoxTeacher sets them)")
+    return masks, inputs.instance_values("gt_pseudo_weights")
 
 
 def weighted_dice_loss(probs: torch.Tensor, pseudo: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -55,7 +64,7 @@ class PseudoMaskLoss(nn.Module):
         if mask_logits.shape[0] == 0 or ramp == 0.0:
             # no instances, or before START_ITER (no pseudo masks yet): skip the dice
             return {"loss_pseudo_mask": mask_logits.sum() * 0}
-        pseudo, weights = inputs.pseudo_masks()
+        pseudo, weights = pseudo_masks(inputs)
         loss = weighted_dice_loss(mask_logits.sigmoid(), (pseudo > self.mask_thresh).to(pseudo.dtype), weights)
         return {"loss_pseudo_mask": self.weight * ramp * loss}
 
@@ -90,7 +99,8 @@ def pseudo_affinity_loss(logits: torch.Tensor, pseudo: torch.Tensor, weights: to
 @MASK_LOSS_REGISTRY.register()
 class PseudoAffinityLoss(nn.Module):
     """Teacher-student: neighbours the (smoothed) pseudo mask agrees on share a label
-    (``MODEL.BOX_TEACHER.AFFINITY_WEIGHT`` / ``AFFINITY_THRESH``; BoxInst's neighbourhood)."""
+    (``MODEL.BOX_TEACHER.AFFINITY_WEIGHT`` / ``AFFINITY_THRESH``; BoxInst's neighbourhood and colour graph
+    validity, ``MODEL.BOXINST.PAIRWISE`` and ``BOTTOM_PIXELS_REMOVED``)."""
 
     LABELS = ("pseudo_masks",)
 
@@ -103,14 +113,15 @@ class PseudoAffinityLoss(nn.Module):
         self.start_iter = b.START_ITER
         self.size = cfg.MODEL.BOXINST.PAIRWISE.SIZE
         self.dilation = cfg.MODEL.BOXINST.PAIRWISE.DILATION
+        self.bottom_pixels_removed = cfg.MODEL.BOXINST.BOTTOM_PIXELS_REMOVED
 
     def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
         ramp = linear_ramp(inputs.iteration, self.warmup_iters, self.start_iter)
         if mask_logits.shape[0] == 0 or ramp == 0.0:
             # no instances, or before START_ITER (no pseudo masks yet)
             return {"loss_pseudo_affinity": mask_logits.sum() * 0}
-        pseudo, weights = inputs.pseudo_masks()
-        _, valid = inputs.color_graph(self.size, self.dilation)
+        pseudo, weights = pseudo_masks(inputs)
+        _, valid = inputs.color_graph(self.size, self.dilation, self.bottom_pixels_removed)
         in_box = inputs.box_masks(*mask_logits.shape[-2:])[:, None] >= 0.5
         loss = pseudo_affinity_loss(mask_logits, pseudo, weights, valid, in_box, self.size, self.dilation,
                                     self.thresh)
