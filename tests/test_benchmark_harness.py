@@ -122,7 +122,7 @@ def test_every_shipped_variant_resolves_on_every_preset(harness):
     ends up holding; its full twin and (for rows another run makes) that run's variant exist."""
     variants, presets = harness.load_variants(), harness.load_presets()
     assert {"condinst", "mask_rcnn", "boxinst", "boxteacher", "sim", "pointsup_condinst_3pts", "pointwssis_p10",
-            "pointwssis_teacher_p10", "boxteacher_background_color_no_affinity"} <= set(variants)
+            "pointwssis_teacher_p10", "boxteacher_no_affinity"} <= set(variants)
     assert set(presets) == {"cpu", "cpu_2x", "gpu"}
     for name, variant in variants.items():
         assert variant["note"].strip(), name

@@ -108,6 +108,30 @@ def test_pairwise_loss_values_hand_case_4x4():
     assert none.item() == 0.0  # a box too small to hold an edge gives no pairwise signal
 
 
+def test_colour_losses_leave_out_the_bottom_rows_their_config_names():
+    """BOTTOM_PIXELS_REMOVED is the colour losses' own key (CondInst passes no BoxInst value to its inputs)."""
+    import inspect
+
+    from detectron2.config import get_cfg
+    from detectron2.structures import Boxes, Instances
+
+    from wsis_d2.config import add_wsis_config
+    from wsis_d2.modeling.condinst import CondInst
+    from wsis_d2.modeling.losses import ImageFrameInputs, PairwiseColorLoss, PseudoAffinityLoss
+
+    cfg = add_wsis_config(get_cfg())
+    gt = Instances((8, 8), gt_boxes=Boxes(torch.tensor([[0.0, 0.0, 8.0, 8.0]])), gt_classes=torch.tensor([0]))
+    inputs = ImageFrameInputs([gt], torch.tensor([0]), torch.tensor([0]), stride=1,
+                              raw_images=torch.full((1, 3, 8, 8), 128.0), image_sizes=[(8, 8)], original_heights=[16])
+    cfg.MODEL.BOXINST.BOTTOM_PIXELS_REMOVED = 4  # 4 of the 16 original rows: the bottom 2 of the 8 resized ones
+    edges = PairwiseColorLoss(cfg).similar_edges(inputs)
+    assert edges[0, :, :6].any() and not edges[0, :, 6:].any()
+    assert PseudoAffinityLoss(cfg).bottom_pixels_removed == 4
+    cfg.MODEL.BOXINST.BOTTOM_PIXELS_REMOVED = 0
+    assert PairwiseColorLoss(cfg).similar_edges(inputs)[0, :, 6:].any()
+    assert "bottom_pixels_removed" not in inspect.signature(CondInst.__init__).parameters
+
+
 def test_log_same_label_probability_is_stable():
     logits = torch.tensor([[[[30.0, -30.0, 30.0]]]], requires_grad=True)
     out = log_same_label_probability(logits, size=3, dilation=1)

@@ -72,6 +72,43 @@ def test_config_mistakes_name_the_file_and_key(tmp_path):
     assert build_config(base, ["SOLVER.IMS_PER_BATCH", "4"]).SOLVER.IMS_PER_BATCH == 4
 
 
+def test_moved_and_removed_keys_name_their_new_home(tmp_path):
+    from wsis_d2.config import ConfigError
+    from wsis_d2.config.moved_keys import MOVED_KEYS, REMOVED_KEYS
+    from wsis_d2.config.ranges import config_value
+    from wsis_d2.engine.setup import build_config
+
+    defaults = add_wsis_config(get_cfg())
+    for old, new in MOVED_KEYS.items():
+        config_value(defaults, new)  # the new home exists
+        with pytest.raises(KeyError):
+            config_value(defaults, old)  # and the old one is gone
+    for old in REMOVED_KEYS:
+        with pytest.raises(KeyError):
+            config_value(defaults, old)
+
+    base = get_config_file("BoxTeacher/R18_shapes.yaml")
+    old = tmp_path / "old.yaml"
+    old.write_text(f'_BASE_: "{base}"\nMODEL:\n  BOX_TEACHER:\n    MOMENTUM: 0.9\n')
+    with pytest.raises(ConfigError, match=r"old.yaml: MODEL.BOX_TEACHER.MOMENTUM has moved to MODEL.TEACHER.MOMENTUM$"):
+        build_config(str(old))
+    child = tmp_path / "child.yaml"  # the key sits in a _BASE_: that file is named
+    child.write_text('_BASE_: "old.yaml"\n')
+    with pytest.raises(ConfigError, match=r"old.yaml: MODEL.BOX_TEACHER.MOMENTUM has moved"):
+        build_config(str(child))
+    with pytest.raises(ConfigError, match=r"^command-line override: MODEL.SIM.USE_TEACHER_INFERENCE has moved to "
+                                          r"MODEL.TEACHER.USE_FOR_INFERENCE$"):
+        build_config(base, ["MODEL.SIM.USE_TEACHER_INFERENCE", "False"])
+    removed = tmp_path / "removed.yaml"
+    removed.write_text(f'_BASE_: "{base}"\nMODEL:\n  BOX_TEACHER:\n    BACKGROUND_COLOR:\n      MODE: ignore\n')
+    with pytest.raises(ConfigError, match=r"removed.yaml: MODEL.BOX_TEACHER.BACKGROUND_COLOR.MODE was removed: "
+                                          r".*benchmarks/README.md"):
+        build_config(str(removed))
+    with pytest.raises(ConfigError, match=r"override: MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS was removed"):
+        build_config(base, ["MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS", "True"])
+    assert build_config(base, ["MODEL.TEACHER.MOMENTUM", "0.9"]).MODEL.TEACHER.MOMENTUM == 0.9
+
+
 def test_runs_without_usable_weights_are_refused(tmp_path, monkeypatch):
     from wsis_d2.config import ConfigError
     from wsis_d2.config import build_config

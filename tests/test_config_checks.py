@@ -30,8 +30,8 @@ def test_check_ranges_open_and_closed_bounds():
 
 
 @pytest.mark.parametrize("config,key,value", [
-    ("BoxTeacher/R18_shapes.yaml", "MODEL.BOX_TEACHER.MOMENTUM", "-0.5"),
-    ("BoxTeacher/R18_shapes.yaml", "MODEL.BOX_TEACHER.IOU_THRESH", "1.5"),
+    ("BoxTeacher/R18_shapes.yaml", "MODEL.TEACHER.MOMENTUM", "-0.5"),
+    ("BoxTeacher/R18_shapes.yaml", "MODEL.TEACHER.IOU_THRESH", "1.5"),
     ("BoxTeacher/R18_shapes.yaml", "MODEL.BOX_TEACHER.START_ITER", "-5"),
     ("SIM/R18_shapes.yaml", "MODEL.SIM.NUM_PROTOTYPES", "0"),
     ("SIM/R18_shapes.yaml", "MODEL.SIM.GUMBEL_TAU", "0.0"),

@@ -187,6 +187,7 @@ def test_teacher_feature_pairwise_loss_cuts_the_edges_the_teacher_separates():
 
     cfg = get_config("SIM/Base-SIM.yaml")
     cfg.MODEL.BOXINST.PAIRWISE.DILATION = 1
+    cfg.MODEL.BOXINST.BOTTOM_PIXELS_REMOVED = 0  # the 4 x 4 image keeps all its rows
     cfg.MODEL.SIM.PAIRWISE_THRESH = 0.2  # the cross edges' colour x feature similarity is exp(-2) = .135
     inputs = _split_box_inputs()
     # the student's masks: p = .9 on the left half, .2 on the right
@@ -215,7 +216,9 @@ def test_teacher_feature_pairwise_loss_cuts_the_edges_the_teacher_separates():
 
 
 def test_teacher_feature_pairwise_loss_needs_a_teacher(tiny_shapes):
+    from wsis_d2.model_zoo import get_config
     from wsis_d2.modeling.losses.inputs import ImageFrameInputs
+    from wsis_d2.modeling.sim import TeacherFeaturePairwiseLoss
 
     boxinst = small_config("BoxInst/R18_shapes.yaml", train="tiny_box",
                            MODEL__CONDINST__MASK_LOSSES="['ProjectionLoss', 'TeacherFeaturePairwiseLoss']")
@@ -225,7 +228,7 @@ def test_teacher_feature_pairwise_loss_needs_a_teacher(tiny_shapes):
     no_teacher = ImageFrameInputs(inputs.gt_instances, inputs.im_inds, inputs.gt_inds, 1,
                                   raw_images=inputs.raw_images, image_sizes=[(4, 4)], original_heights=[4])
     with pytest.raises(NotImplementedError, match="holds no teacher features"):
-        no_teacher.similar_edges(3, 1, 0.1, with_teacher_features=True)
+        TeacherFeaturePairwiseLoss(get_config("SIM/Base-SIM.yaml")).similar_edges(no_teacher)
 
 
 @pytest.mark.parametrize("pairwise", ["PairwiseColorLoss", "TeacherFeaturePairwiseLoss"])

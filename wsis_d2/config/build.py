@@ -9,6 +9,7 @@ from detectron2.utils.logger import log_first_n
 
 from .defaults import add_wsis_config
 from .errors import ConfigError
+from .moved_keys import check_moved_keys
 
 
 def _reason(error: Exception) -> str:
@@ -20,14 +21,16 @@ def build_config(config_file: str = "", opts=()):
     """The merged, unfrozen config (no side effects).
 
     Raises:
-        ConfigError: a missing or unreadable config file (or ``_BASE_``), an unknown key, a value of the
-            wrong type, or overrides that are not ``KEY VALUE`` pairs.
+        ConfigError: a missing or unreadable config file (or ``_BASE_``), a key that moved or was removed
+            (:mod:`wsis_d2.config.moved_keys`), an unknown key, a value of the wrong type, or overrides that
+            are not ``KEY VALUE`` pairs.
     """
     cfg = get_cfg()
     add_wsis_config(cfg)
     if config_file:
         if not os.path.isfile(config_file):
             raise ConfigError(f"{config_file}: no such config file")
+        check_moved_keys(config_file)
         try:
             cfg.merge_from_file(config_file)
         except (KeyError, ValueError, AssertionError, OSError, yaml.YAMLError) as e:
@@ -35,6 +38,7 @@ def build_config(config_file: str = "", opts=()):
     opts = list(opts)
     if len(opts) % 2:
         raise ConfigError(f"command-line overrides must be KEY VALUE pairs; got {len(opts)}: {opts}")
+    check_moved_keys(opts=opts)
     try:
         cfg.merge_from_list(opts)
     except (KeyError, ValueError, AssertionError) as e:

@@ -1,7 +1,7 @@
 """Every config key wsis-d2 adds to detectron2's, with its default.
 
-Defaults follow the papers and the reference configs (see METHODS.md); the
-shapes configs in ``configs/`` override what a tiny CPU run needs.
+Defaults follow the papers and their reference configs (each method's paper is cited at its
+node); the shapes configs in ``configs/`` override what a tiny CPU run needs.
 """
 from detectron2.config import CfgNode as CN
 
@@ -109,13 +109,13 @@ def add_wsis_config(cfg: CN) -> CN:
     _C.MODEL.CONDINST.MASK_LOSSES = ["DiceMaskLoss"]
 
     # ---------------------------------------------------------------- BoxInst
-    # Box-supervised losses (Tian et al., CVPR 2021); also read by every model
-    # that uses ProjectionLoss / PairwiseColorLoss.
+    # Box-supervised losses (Tian et al., CVPR 2021), read by the losses themselves (ProjectionLoss,
+    # PairwiseColorLoss and the terms that share its colour graph) in every model that uses them.
     _C.MODEL.BOXINST = CN()
     # Weight of ProjectionLoss (1 in BoxInst; BoxLevelSet uses 3).
     _C.MODEL.BOXINST.PROJECTION_WEIGHT = 1.0
-    # Bottom rows of each original image left out of the colour graph (the
-    # reference drops 10; scaled with the resize).
+    # Bottom rows of each original image left out of the colour graph of the colour losses
+    # (the reference drops 10; scaled with the resize).
     _C.MODEL.BOXINST.BOTTOM_PIXELS_REMOVED = 10
     _C.MODEL.BOXINST.PAIRWISE = CN()
     # Neighbours: a SIZE x SIZE pattern with DILATION (8 edges per pixel).
@@ -136,34 +136,27 @@ def add_wsis_config(cfg: CN) -> CN:
     _C.MODEL.POINT_SUP = CN()
     _C.MODEL.POINT_SUP.WEIGHT = 1.0
 
-    # ---------------------------------------------------------------- BoxTeacher
-    # Teacher-student training from boxes (Cheng et al., CVPR 2023); the EMA
-    # teacher and pseudo-mask filters are shared with later self-training methods.
-    _C.MODEL.BOX_TEACHER = CN()
-    # EMA momentum of the teacher (min(MOMENTUM, 1 - 1/(iter+1)) early on).
-    _C.MODEL.BOX_TEACHER.MOMENTUM = 0.999
+    # ---------------------------------------------------------------- teacher-student
+    # The EMA teacher of a teacher-student model (BoxTeacher, SIM; mean teacher: Tarvainen & Valpola,
+    # NeurIPS 2017) and how its predictions claim GT boxes (BoxTeacher, Cheng et al., CVPR 2023, Sec. 3.2).
+    _C.MODEL.TEACHER = CN()
+    # EMA momentum of the teacher (min(MOMENTUM, 1 - 1/(iter+1)) early on); BoxTeacher's reference
+    # uses .999, SIM's .9999 (its Base config sets it).
+    _C.MODEL.TEACHER.MOMENTUM = 0.999
     # A teacher prediction claims a GT box when their IoU is at least this.
-    _C.MODEL.BOX_TEACHER.IOU_THRESH = 0.5
-    # Pixels above this probability make a prediction's mask-aware score and the
-    # binary target of PseudoMaskLoss.
-    _C.MODEL.BOX_TEACHER.MASK_THRESH = 0.5
+    _C.MODEL.TEACHER.IOU_THRESH = 0.5
+    # Pixels above this probability make a prediction's mask-aware score (and the binary target of
+    # BoxTeacher's PseudoMaskLoss).
+    _C.MODEL.TEACHER.MASK_THRESH = 0.5
+    # Evaluate/predict with the teacher (True, as the references) or the student.
+    _C.MODEL.TEACHER.USE_FOR_INFERENCE = True
+
+    # ---------------------------------------------------------------- BoxTeacher
+    # Teacher-student training from boxes (Cheng et al., CVPR 2023); its teacher is MODEL.TEACHER.
+    _C.MODEL.BOX_TEACHER = CN()
     # Weight of PseudoMaskLoss and its linear warm-up (iterations).
     _C.MODEL.BOX_TEACHER.MASK_WEIGHT = 0.5
     _C.MODEL.BOX_TEACHER.WARMUP_ITERS = 10000
-    # PseudoMaskLoss weighs each pixel by the teacher's certainty |2p - 1| (not in the reference: False).
-    _C.MODEL.BOX_TEACHER.CONFIDENCE_PIXEL_WEIGHTS = False
-    # PseudoMaskLoss counts the pixels the teacher calls foreground this many times as much as its
-    # background pixels (not in the reference: 1.0; < 1 trusts a box-trained teacher's background more).
-    _C.MODEL.BOX_TEACHER.FOREGROUND_PIXEL_WEIGHT = 1.0
-    # PseudoMaskLoss checks the teacher's foreground against the colours of the band of BAND mask cells
-    # around each box (not in the reference: MODE ""). A cell inside the box within BoxInst's colour
-    # similarity THRESH of one of SAMPLES evenly spaced band cells is background-coloured; there the
-    # teacher's foreground is "ignore"d (left to the box losses) or made "background".
-    _C.MODEL.BOX_TEACHER.BACKGROUND_COLOR = CN()
-    _C.MODEL.BOX_TEACHER.BACKGROUND_COLOR.MODE = ""
-    _C.MODEL.BOX_TEACHER.BACKGROUND_COLOR.THRESH = 0.3
-    _C.MODEL.BOX_TEACHER.BACKGROUND_COLOR.BAND = 2
-    _C.MODEL.BOX_TEACHER.BACKGROUND_COLOR.SAMPLES = 64
     # The pseudo-mask losses (and their warm-up) start at this iteration; before it the student
     # learns from the box losses alone and the teacher is not run (the reference: 0).
     _C.MODEL.BOX_TEACHER.START_ITER = 0
@@ -173,19 +166,12 @@ def add_wsis_config(cfg: CN) -> CN:
     # Strong photometric augmentation of the student's view (ColorJitter .4/.4/.4/.1 p .8,
     # grayscale p .2); the teacher sees the plain image.
     _C.MODEL.BOX_TEACHER.STRONG_AUG = True
-    # Evaluate/predict with the teacher (True, as the reference) or the student.
-    _C.MODEL.BOX_TEACHER.USE_TEACHER_INFERENCE = True
 
     # ---------------------------------------------------------------- SIM
     # Semantic-aware pseudo masks from class-wise prototypes + online copy-paste
     # (Li et al., CVPR 2023); defaults of the reference's Base-sim.yaml.
     _C.MODEL.SIM = CN()
-    # EMA momentum of the teacher; predict with the teacher.
-    _C.MODEL.SIM.MOMENTUM = 0.9999
-    _C.MODEL.SIM.USE_TEACHER_INFERENCE = True
-    # A teacher prediction claims a GT box as in BoxTeacher: IoU and mask-aware score threshold.
-    _C.MODEL.SIM.IOU_THRESH = 0.5
-    _C.MODEL.SIM.MASK_THRESH = 0.5
+    # Its EMA teacher, and how the teacher's predictions claim GT boxes: MODEL.TEACHER.
     # Teacher mask pixels above this feed the prototypes and the copy-paste bank.
     _C.MODEL.SIM.CONFIDENT_THRESH = 0.7
     # Prototypes per class (of MODEL.FCOS.NUM_CLASSES, dimension = mask-branch channels),

@@ -7,7 +7,7 @@ from .errors import ConfigError
 
 
 def config_value(cfg, key: str):
-    """``cfg``'s value at a dotted ``key`` such as ``MODEL.SIM.MOMENTUM``."""
+    """``cfg``'s value at a dotted ``key`` such as ``MODEL.TEACHER.MOMENTUM``."""
     for part in key.split("."):
         cfg = cfg[part]
     return cfg

@@ -25,9 +25,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses.inputs import MaskLossInputs
+from ..losses.inputs import ImageFrameInputs
 from ..losses.registry import MASK_LOSS_REGISTRY
 from .guided_filter import guided_filter
+
+IMAGENET_RGB_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_RGB_STD = (58.395, 57.12, 57.375)
+
+
+def normalized_images(inputs: ImageFrameInputs) -> torch.Tensor:
+    """(N, 3, H/s, W/s) the input images in RGB standardised with ImageNet's mean/std (as the level-set
+    reference), whatever ``MODEL.PIXEL_STD`` the detector uses, average-pooled to the logits' stride s."""
+    s = inputs.stride
+    rgb = inputs.rgb_images()
+    mean = rgb.new_tensor(IMAGENET_RGB_MEAN).view(1, 3, 1, 1)
+    std = rgb.new_tensor(IMAGENET_RGB_STD).view(1, 3, 1, 1)
+    return F.avg_pool2d((rgb - mean) / std, kernel_size=s, stride=s)
 
 
 def levelset_energy(probs: torch.Tensor, u: torch.Tensor, box_weights: torch.Tensor) -> torch.Tensor:
@@ -72,18 +85,18 @@ class LevelSetLoss(nn.Module):
         self.radius = c.FILTER_RADIUS
         self.eps = c.FILTER_EPS
 
-    def forward(self, mask_logits: torch.Tensor, inputs: MaskLossInputs) -> Dict[str, torch.Tensor]:
+    def forward(self, mask_logits: torch.Tensor, inputs: ImageFrameInputs) -> Dict[str, torch.Tensor]:
         if mask_logits.shape[0] == 0:
             return {"loss_levelset": mask_logits.sum() * 0}
         probs = mask_logits.sigmoid()
         box_weights = inputs.box_masks(*mask_logits.shape[-2:])[:, None]
-        images = inputs.normalized_images(per_instance=False)  # per image: filtered once, not per instance
+        images = normalized_images(inputs)  # per image: filtered once, not per instance
         loss = self.image_weight * levelset_energy(probs, inputs.select(images), box_weights)
         if self.deep_weight > 0:
             guide = images.mean(dim=1, keepdim=True)
             guide = (guide - guide.amin(dim=(2, 3), keepdim=True)) / (
                 guide.amax(dim=(2, 3), keepdim=True) - guide.amin(dim=(2, 3), keepdim=True)).clamp(min=1e-5)
-            feats = F.normalize(inputs.features(per_instance=False).detach(), dim=1)
+            feats = F.normalize(inputs.mask_features().detach(), dim=1)
             smoothed = guided_filter(guide, feats, self.radius, self.eps)
             loss = loss + self.deep_weight * levelset_energy(probs, inputs.select(smoothed), box_weights)
         loss = loss + self.length_weight * contour_length(probs, box_weights)

@@ -57,19 +57,14 @@ class BoxTeacher(TeacherStudent):
     @classmethod
     def from_config(cls, cfg):
         check_ranges(cfg, {
-            "MOMENTUM": "[0, 1]", "IOU_THRESH": "[0, 1]", "MASK_THRESH": "[0, 1]", "MASK_WEIGHT": "[0, inf)",
-            "WARMUP_ITERS": "[0, inf)", "START_ITER": "[0, inf)", "AFFINITY_WEIGHT": "[0, inf)",
-            "AFFINITY_THRESH": "[0, 1]", "BACKGROUND_COLOR.THRESH": "[0, 1]", "BACKGROUND_COLOR.BAND": "[1, inf)",
-            "BACKGROUND_COLOR.SAMPLES": "[1, inf)"}, prefix="MODEL.BOX_TEACHER.")
+            "MASK_WEIGHT": "[0, inf)", "WARMUP_ITERS": "[0, inf)", "START_ITER": "[0, inf)",
+            "AFFINITY_WEIGHT": "[0, inf)", "AFFINITY_THRESH": "[0, 1]"}, prefix="MODEL.BOX_TEACHER.")
         b = cfg.MODEL.BOX_TEACHER
         return {
+            **cls.teacher_config(cfg),  # first: its range check fails before the models are built
             "student": BoxTeacherStudent(cfg),
             "teacher": BoxTeacherStudent(cfg),
-            "momentum": b.MOMENTUM,
-            "iou_thresh": b.IOU_THRESH,
-            "mask_thresh": b.MASK_THRESH,
             "strong_aug": b.STRONG_AUG,
-            "use_teacher_inference": b.USE_TEACHER_INFERENCE,
             "start_iter": b.START_ITER,
             "input_format": cfg.INPUT.FORMAT,
         }

@@ -51,7 +51,7 @@ class CondInst(nn.Module):
     def __init__(self, *, backbone: nn.Module, fcos: FCOS, mask_branch: MaskBranch, mask_head: DynamicMaskHead,
                  mask_losses: nn.ModuleList, pixel_mean, pixel_std, size_divisibility: int,
                  mask_out_stride: int, max_proposals: int, topk_proposals_per_im: int, mask_threshold: float,
-                 input_format: str = "BGR", bottom_pixels_removed: int = 0):
+                 input_format: str = "BGR"):
         super().__init__()
         self.backbone = backbone
         self.fcos = fcos
@@ -67,7 +67,6 @@ class CondInst(nn.Module):
         self.topk_proposals_per_im = topk_proposals_per_im
         self.mask_threshold = mask_threshold
         self.input_format = input_format
-        self.bottom_pixels_removed = bottom_pixels_removed
         # set by a teacher-student model: inference also returns ``pred_mask_probs`` (D, H, W) float
         # and, per image, ``mask_feats`` (C, Hp/t, Wp/t) of the padded input at the mask branch's stride t
         self.keep_mask_probs = False
@@ -97,7 +96,6 @@ class CondInst(nn.Module):
             "topk_proposals_per_im": c.TOPK_PROPOSALS_PER_IM,
             "mask_threshold": c.MASK_THRESHOLD,
             "input_format": cfg.INPUT.FORMAT,
-            "bottom_pixels_removed": cfg.MODEL.BOXINST.BOTTOM_PIXELS_REMOVED,
         }
 
     @property
@@ -172,7 +170,7 @@ class CondInst(nn.Module):
                 raw_images=images.tensor * self.pixel_std + self.pixel_mean, image_format=self.input_format,
                 image_sizes=images.image_sizes,
                 original_heights=[x.get("height", x["image"].shape[-2]) for x in batched_inputs],
-                bottom_pixels_removed=self.bottom_pixels_removed, iteration=get_event_storage().iter,
+                iteration=get_event_storage().iter,
                 mask_feats=mask_feats, mask_feat_stride=self.mask_branch.out_stride,
                 teacher_feats=self._teacher_feats(batched_inputs, mask_feats))
             for loss in self.mask_losses:

@@ -1,5 +1,5 @@
 """Dice loss on mask probabilities, and the fully-supervised mask loss built on it."""
-from typing import Dict, Optional
+from typing import Dict
 
 import torch
 from torch import nn
@@ -8,23 +8,19 @@ from .inputs import MaskLossInputs
 from .registry import MASK_LOSS_REGISTRY
 
 
-def dice_loss(probs: torch.Tensor, targets: torch.Tensor, *, pixel_weights: Optional[torch.Tensor] = None,
-              eps: float = 1e-5) -> torch.Tensor:
-    """Per-instance dice loss 1 - 2|p.t| / (|p|^2 + |t|^2) (Milletari et al., V-Net, 2016); with
-    ``pixel_weights`` w, 1 - 2 sum(w p t) / (sum(w p^2) + sum(w t^2)) (weight 0: the pixel does not count).
+def dice_loss(probs: torch.Tensor, targets: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Per-instance dice loss 1 - 2|p.t| / (|p|^2 + |t|^2) (Milletari et al., V-Net, 2016).
 
     Args:
-        probs, targets: (n, ...) in [0, 1]; targets may be soft. pixel_weights: same shape, >= 0.
+        probs, targets: (n, ...) in [0, 1]; targets may be soft.
 
     Returns:
         (n,) losses.
     """
     p = probs.flatten(1)
     t = targets.flatten(1)
-    # unweighted (every CondInst / projection step) allocates no weight map
-    wp, wt = (p, t) if pixel_weights is None else (pixel_weights.flatten(1) * p, pixel_weights.flatten(1) * t)
-    intersection = (wp * t).sum(dim=1)
-    union = (wp * p).sum(dim=1) + (wt * t).sum(dim=1) + eps
+    intersection = (p * t).sum(dim=1)
+    union = (p * p).sum(dim=1) + (t * t).sum(dim=1) + eps
     return 1.0 - 2.0 * intersection / union
 
 

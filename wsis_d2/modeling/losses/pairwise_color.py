@@ -5,8 +5,10 @@ whose centre pixel lies in the GT box and whose LAB colour similarity is at
 least tau, the loss is -log P(same label) = -log(m_i m_j + (1 - m_i)(1 - m_j)),
 averaged over those edges of all instances and ramped up linearly over the
 first ``WARMUP_ITERS`` iterations. The colour graph comes from the inputs'
-frame (computed once per image for full-image logits). A subclass may weigh
-each edge's similarity by more than colour (``WITH_TEACHER_FEATURES``: SIM).
+frame (computed once per image for full-image logits), without the bottom
+``BOTTOM_PIXELS_REMOVED`` rows of the original image. A subclass may count
+other edges (:meth:`PairwiseColorLoss.similar_edges`; SIM's weighs colour by
+the teacher's features).
 """
 from typing import Dict
 
@@ -39,8 +41,6 @@ class PairwiseColorLoss(nn.Module):
     """Box-supervised: similar-coloured neighbours inside the box share a label."""
 
     LABELS = ("boxes",)
-    # an edge's similarity: colour only, or colour x the teacher's feature similarity (SIM)
-    WITH_TEACHER_FEATURES = False
 
     def __init__(self, cfg):
         super().__init__()
@@ -50,6 +50,11 @@ class PairwiseColorLoss(nn.Module):
         self.edge_thresh = p.COLOR_THRESH
         self.warmup_iters = p.WARMUP_ITERS
         self.weight = p.WEIGHT
+        self.bottom_pixels_removed = cfg.MODEL.BOXINST.BOTTOM_PIXELS_REMOVED
+
+    def similar_edges(self, inputs: MaskLossInputs) -> torch.Tensor:
+        """(n, K, H, W) bool: the edges this term counts, those of colour similarity >= ``edge_thresh``."""
+        return inputs.similar_edges(self.size, self.dilation, self.edge_thresh, self.bottom_pixels_removed)
 
     def warmup_factor(self, iteration: int) -> float:
         return linear_ramp(iteration, self.warmup_iters)
@@ -58,6 +63,6 @@ class PairwiseColorLoss(nn.Module):
         if mask_logits.shape[0] == 0:
             return {"loss_pairwise": mask_logits.sum() * 0}
         logits, in_box = inputs.graph_logits(mask_logits)
-        edges = inputs.similar_edges(self.size, self.dilation, self.edge_thresh, self.WITH_TEACHER_FEATURES)
+        edges = self.similar_edges(inputs)
         loss = pairwise_color_loss(logits, edges, in_box, self.size, self.dilation)
         return {"loss_pairwise": self.weight * self.warmup_factor(inputs.iteration) * loss}

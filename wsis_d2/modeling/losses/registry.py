@@ -7,7 +7,9 @@ named losses. Each class declares in ``LABELS`` which annotations it reads
 ("masks", "boxes", "points"; and what a teacher-student model adds: "pseudo_masks",
 "teacher_features"), so a box-supervised model can refuse a loss that
 would need masks, and swapping losses in the config changes the supervision,
-not the detector.
+not the detector. A loss that reads what only full-image logits have (per-image
+maps of :class:`~wsis_d2.modeling.losses.inputs.ImageFrameInputs`) sets
+``NEEDS_FULL_IMAGE = True``, and a RoI mask head refuses it.
 """
 from typing import Iterable
 

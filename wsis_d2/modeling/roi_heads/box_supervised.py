@@ -107,9 +107,10 @@ class RoIFrameInputs(MaskLossInputs):
         c = self.context
         return F.pad(mask_logits, (c, c, c, c), value=BACKGROUND_LOGIT), self._in_gt_box()
 
-    def color_graph(self, size: int, dilation: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    def color_graph(self, size: int, dilation: int,
+                    bottom_pixels_removed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
         """On the extended grid: cells of the RoI and context cells outside the GT box (and inside
-        the image) take part."""
+        the image) take part; ``bottom_pixels_removed`` is not applied to a RoI's grid."""
         if self.roi_lab is None:
             raise ValueError("colour losses in a RoI head need MODEL.ROI_HEADS.NAME BoxSupervisedROIHeads "
                              "(it samples each RoI's colours)")

@@ -10,6 +10,10 @@ reference's 0.1, against BoxInst's colour-only 0.3). Size, dilation, weight and
 warm-up are BoxInst's (``MODEL.BOXINST.PAIRWISE``), and like BoxInst's term it runs
 from iteration 0 (the pseudo labels wait for ``MODEL.SIM.START_ITER``).
 """
+import torch
+
+from ..losses.inputs import ImageFrameInputs
+from ..losses.pairwise import unit_feature_similarity
 from ..losses.pairwise_color import PairwiseColorLoss
 from ..losses.registry import MASK_LOSS_REGISTRY
 
@@ -19,8 +23,17 @@ class TeacherFeaturePairwiseLoss(PairwiseColorLoss):
     """Box-supervised: neighbours alike in colour and in the teacher's features share a label."""
 
     LABELS = ("boxes", "teacher_features")
-    WITH_TEACHER_FEATURES = True
+    # the teacher's features are per image: full-image logits only
+    NEEDS_FULL_IMAGE = True
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.edge_thresh = cfg.MODEL.SIM.PAIRWISE_THRESH
+
+    def similar_edges(self, inputs: ImageFrameInputs) -> torch.Tensor:
+        """(n, K, H, W) bool: valid edges whose colour x teacher-feature similarity is >= ``edge_thresh``
+        (per image, then copied per instance)."""
+        similarity, valid = inputs.image_color_graph(self.size, self.dilation, self.bottom_pixels_removed)
+        similarity = similarity * unit_feature_similarity(inputs.mask_features(teacher=True), self.size,
+                                                          self.dilation)
+        return inputs.select((similarity >= self.edge_thresh) & valid)

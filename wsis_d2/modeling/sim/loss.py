@@ -15,6 +15,7 @@ from torch import nn
 
 from ..losses.dice import dice_loss
 from ..losses.inputs import MaskLossInputs
+from ..losses.pseudo_mask import pseudo_masks
 from ..losses.registry import MASK_LOSS_REGISTRY, linear_ramp
 
 
@@ -38,6 +39,13 @@ def semantic_pseudo_mask_loss(logits: torch.Tensor, pseudo: torch.Tensor, valid:
     return (focal * labelled).sum() / labelled.sum()
 
 
+def pseudo_valid(inputs: MaskLossInputs) -> torch.Tensor:
+    """(n, 1, h, w) share of each cell the pseudo labels speak about (SIM ignores uncertain pixels: the GT
+    ``Instances`` field ``gt_pseudo_valid``); all ones when the teacher-student model labels every pixel
+    (no image holds the field)."""
+    return inputs.instance_masks("gt_pseudo_valid", "gt_pseudo_valid must be set on every image or none", fill=1.0)
+
+
 @MASK_LOSS_REGISTRY.register()
 class SemanticPseudoMaskLoss(nn.Module):
     """SIM: focal loss on semantic-aware pseudo labels, + dice on pasted objects."""
@@ -57,8 +65,8 @@ class SemanticPseudoMaskLoss(nn.Module):
         zero = mask_logits.sum() * 0
         if mask_logits.shape[0] == 0:
             return {"loss_sim_pseudo": zero, "loss_sim_paste": zero}
-        pseudo, weights = inputs.pseudo_masks()
-        valid = inputs.pseudo_valid()
+        pseudo, weights = pseudo_masks(inputs)
+        valid = pseudo_valid(inputs)
         ramp = linear_ramp(inputs.iteration, self.ramp_iters)
         focal = semantic_pseudo_mask_loss(mask_logits, pseudo, valid, weights, self.alpha, self.gamma)
         pasted = inputs.instance_values("gt_pasted") > 0

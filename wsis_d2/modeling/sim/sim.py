@@ -89,7 +89,7 @@ class SIM(TeacherStudent):
     @classmethod
     def from_config(cls, cfg):
         check_ranges(cfg, {
-            "MOMENTUM": "[0, 1]", "IOU_THRESH": "[0, 1]", "MASK_THRESH": "[0, 1]", "CONFIDENT_THRESH": "[0, 1]",
+            "CONFIDENT_THRESH": "[0, 1]",
             "NUM_PROTOTYPES": "[1, inf)", "PROTOTYPE_MOMENTUM": "[0, 1]", "SINKHORN_EPSILON": "(0, inf)",
             "SINKHORN_ITERS": "[1, inf)", "GUMBEL_TAU": "(0, inf)", "START_ITER": "[0, inf)",
             "SEMANTIC_WEIGHT": "[0, 1]", "BG_THRESH": "[0, 1]", "LOSS_WEIGHT": "[0, inf)",
@@ -101,15 +101,12 @@ class SIM(TeacherStudent):
         check_increasing_pair(cfg, "MODEL.SIM.FG_THRESH_RANGE")
         s = cfg.MODEL.SIM
         return {
+            **cls.teacher_config(cfg),  # first: its range check fails before the models are built
             "student": SIMStudent(cfg),
             "teacher": SIMStudent(cfg),
             "prototypes": ClassPrototypes(cfg.MODEL.FCOS.NUM_CLASSES, s.NUM_PROTOTYPES,
                                           cfg.MODEL.CONDINST.MASK_BRANCH.OUT_CHANNELS, s.PROTOTYPE_MOMENTUM,
                                           s.SINKHORN_EPSILON, s.SINKHORN_ITERS, s.GUMBEL_TAU),
-            "momentum": s.MOMENTUM,
-            "use_teacher_inference": s.USE_TEACHER_INFERENCE,
-            "iou_thresh": s.IOU_THRESH,
-            "mask_thresh": s.MASK_THRESH,
             "confident_thresh": s.CONFIDENT_THRESH,
             "start_iter": s.START_ITER,
             "semantic_weight": s.SEMANTIC_WEIGHT,

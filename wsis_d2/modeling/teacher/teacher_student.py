@@ -13,6 +13,7 @@ from typing import Dict, List
 import torch
 from torch import nn
 
+from ...config.ranges import check_ranges
 from .ema import MeanTeacher, ema_momentum
 from .pseudo_labels import assign_pseudo_masks
 
@@ -22,9 +23,10 @@ class TeacherStudent(nn.Module):
     Args:
         student, teacher: two fresh models of one CondInst-style architecture
             (the teacher starts as a copy of the student).
-        momentum: EMA momentum of the teacher.
-        use_teacher_inference: predict with the teacher (else the student).
-        iou_thresh, mask_thresh: how teacher predictions claim GT boxes (:func:`assign_pseudo_masks`).
+        momentum: EMA momentum of the teacher (``MODEL.TEACHER.MOMENTUM``).
+        use_teacher_inference: predict with the teacher, else the student (``MODEL.TEACHER.USE_FOR_INFERENCE``).
+        iou_thresh, mask_thresh: how teacher predictions claim GT boxes (:func:`assign_pseudo_masks`;
+            ``MODEL.TEACHER.IOU_THRESH`` / ``MASK_THRESH``).
         input_format: channel order of the input images.
     """
 
@@ -39,6 +41,16 @@ class TeacherStudent(nn.Module):
         self.iou_thresh = iou_thresh
         self.mask_thresh = mask_thresh
         self.input_format = input_format
+
+    @staticmethod
+    def teacher_config(cfg) -> Dict:
+        """The keyword arguments of :meth:`__init__` that ``MODEL.TEACHER`` holds (range-checked), for a
+        subclass's ``from_config``."""
+        check_ranges(cfg, {"MOMENTUM": "[0, 1]", "IOU_THRESH": "[0, 1]", "MASK_THRESH": "[0, 1]"},
+                     prefix="MODEL.TEACHER.")
+        t = cfg.MODEL.TEACHER
+        return {"momentum": t.MOMENTUM, "iou_thresh": t.IOU_THRESH, "mask_thresh": t.MASK_THRESH,
+                "use_teacher_inference": t.USE_FOR_INFERENCE}
 
     @property
     def device(self):
