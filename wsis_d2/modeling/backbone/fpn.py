@@ -41,14 +41,18 @@ def fcos_top_block(cfg):
     raise ValueError(f"MODEL.FPN.TOP_LEVELS must be 0, 1 or 2, got {top_levels}")
 
 
-@BACKBONE_REGISTRY.register()
-def build_fcos_resnet_fpn_backbone(cfg, input_shape: ShapeSpec):
-    bottom_up = build_resnet_backbone(cfg, input_shape)
+def fpn_from_config(cfg, bottom_up, top_block) -> FPN:
+    """detectron2's FPN on ``bottom_up`` with the ``MODEL.FPN`` settings and the given top block."""
     return FPN(
         bottom_up=bottom_up,
         in_features=cfg.MODEL.FPN.IN_FEATURES,
         out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
         norm=cfg.MODEL.FPN.NORM,
-        top_block=fcos_top_block(cfg),
+        top_block=top_block,
         fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
     )
+
+
+@BACKBONE_REGISTRY.register()
+def build_fcos_resnet_fpn_backbone(cfg, input_shape: ShapeSpec):
+    return fpn_from_config(cfg, build_resnet_backbone(cfg, input_shape), fcos_top_block(cfg))

@@ -25,12 +25,12 @@ from typing import Dict, List, Sequence
 import torch
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec, get_norm
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
-from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
+from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 from torch import nn
 from torchvision.models import mobilenet_v2
 
 from ...config import ConfigError
-from .fpn import fcos_top_block
+from .fpn import fcos_top_block, fpn_from_config
 
 # stage name -> (first block, last block, stride, out channels)
 MOBILENET_V2_STAGES = {
@@ -129,26 +129,10 @@ def build_mobilenetv2_trunk(cfg, out_features: List[str]) -> MobileNetV2:
 def build_fcos_mobilenetv2_fpn_backbone(cfg, input_shape: ShapeSpec):
     """MobileNetV2-FPN for FCOS / CondInst: P<first of MODEL.FPN.IN_FEATURES>-P5, plus
     ``MODEL.FPN.TOP_LEVELS`` levels (P6, P7) from P5."""
-    bottom_up = build_mobilenetv2_trunk(cfg, cfg.MODEL.FPN.IN_FEATURES)
-    return FPN(
-        bottom_up=bottom_up,
-        in_features=cfg.MODEL.FPN.IN_FEATURES,
-        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-        norm=cfg.MODEL.FPN.NORM,
-        top_block=fcos_top_block(cfg),
-        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
-    )
+    return fpn_from_config(cfg, build_mobilenetv2_trunk(cfg, cfg.MODEL.FPN.IN_FEATURES), fcos_top_block(cfg))
 
 
 @BACKBONE_REGISTRY.register()
 def build_mobilenetv2_fpn_backbone(cfg, input_shape: ShapeSpec):
     """MobileNetV2-FPN for detectron2's Mask R-CNN: P2-P5 and a max-pooled P6 (as its ResNet-FPN)."""
-    bottom_up = build_mobilenetv2_trunk(cfg, cfg.MODEL.FPN.IN_FEATURES)
-    return FPN(
-        bottom_up=bottom_up,
-        in_features=cfg.MODEL.FPN.IN_FEATURES,
-        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-        norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelMaxPool(),
-        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
-    )
+    return fpn_from_config(cfg, build_mobilenetv2_trunk(cfg, cfg.MODEL.FPN.IN_FEATURES), LastLevelMaxPool())
