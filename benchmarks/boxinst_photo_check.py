@@ -111,9 +111,14 @@ def grads(args):
     params = {g: [p for n, p in model.named_parameters() if n.startswith(prefix) and p.requires_grad]
               for g, prefix in groups.items()}
     rows = defaultdict(lambda: defaultdict(list))
+    head_out = {}
+    model.fcos.head.register_forward_hook(lambda m, i, o: head_out.update(o))
+    dead, ctr_mean = [], []
     for b, batch in zip(range(args.num_batches), batches):
         with EventStorage(args.iteration):
             losses = model(batch)
+        reg = torch.cat([r.detach().flatten() for r in head_out["box_reg"]])
+        dead.append(float((reg == 0).float().mean()))
         for key, value in losses.items():
             if not value.requires_grad:
                 continue
@@ -130,6 +135,7 @@ def grads(args):
     for key, r in rows.items():
         print(f"  {key:16s} value {np.mean(r['value']):.4f}  " +
               "  ".join(f"{g} {np.mean(r[g]):.2e}" for g in groups))
+    print(f"  box regression outputs clamped to 0 by the ReLU (no gradient): {np.mean(dead):.3f} of all locations")
 
 
 def train(args):
@@ -168,10 +174,12 @@ def train(args):
 
     model.select_positives, model.mask_logits = keep_positives, keep_logits
     box_tower = [p for n, p in model.named_parameters() if n.startswith("fcos.head.box_tower")]
+    head_out = {}
+    model.fcos.head.register_forward_hook(lambda m, i, o: head_out.update(o))
     batches = build_detection_train_loader(cfg, mapper=WSISDatasetMapper(cfg, is_train=True))
     t0 = time.time()
     print("iter  " + "  ".join(f"{k:>8s}" for k in ("prj", "pairwise", "p_inbox", "p_outbox", "empty",
-                                                   "spilling", "boxgrad", "s/iter")), flush=True)
+                                                   "spilling", "boxgrad", "loc", "reg_dead", "s/iter")), flush=True)
     with EventStorage(0) as storage:
         for it, batch in zip(range(args.iters), batches):
             storage.iter = it
@@ -189,10 +197,12 @@ def train(args):
                     p_in = (probs * inbox).flatten(1).sum(1) / inbox.flatten(1).sum(1).clamp(min=1)
                     p_out = (probs * ~inbox).flatten(1).sum(1) / (~inbox).flatten(1).sum(1).clamp(min=1)
                     grad = sum(float((q.grad ** 2).sum()) for q in box_tower if q.grad is not None) ** 0.5
+                    reg = torch.cat([r.flatten() for r in head_out["box_reg"]])
                 print(f"{it:4d}  " + "  ".join(f"{v:8.4f}" for v in (
                     float(losses.get("loss_prj", losses.get("loss_mask", torch.zeros(())))),
                     float(losses.get("loss_pairwise", torch.zeros(()))), float(p_in.mean()), float(p_out.mean()),
                     float((p_in < 0.05).float().mean()), float((p_out > 0.5).float().mean()), grad,
+                    float(losses["loss_fcos_loc"]), float((reg == 0).float().mean()),
                     (time.time() - t0) / (it + 1))), flush=True)
             optimizer.step()
             scheduler.step()
