@@ -107,6 +107,10 @@ def add_wsis_config(cfg: CN) -> CN:
     # MASK_LOSS_REGISTRY (class names, like detectron2's registries); each
     # reads only the labels it needs.
     _C.MODEL.CONDINST.MASK_LOSSES = ["DiceMaskLoss"]
+    # True: the controller reads the FCOS box tower's features detached, so the mask losses train
+    # the controller and the mask branch but never the box tower (which also regresses the boxes
+    # and the centerness). False (the papers): they share it.
+    _C.MODEL.CONDINST.DETACH_CONTROLLER_INPUT = False
 
     # ---------------------------------------------------------------- BoxInst
     # Box-supervised losses (Tian et al., CVPR 2021), read by the losses themselves (ProjectionLoss,

@@ -84,7 +84,8 @@ class CondInst(nn.Module):
                                     not c.MASK_HEAD.DISABLE_REL_COORDS, cfg.MODEL.FCOS.SIZES_OF_INTEREST)
         return {
             "backbone": backbone,
-            "fcos": FCOS(cfg, shapes, extra_out_channels=mask_head.num_params),
+            "fcos": FCOS(cfg, shapes, extra_out_channels=mask_head.num_params,
+                         detach_extra_input=c.DETACH_CONTROLLER_INPUT),
             "mask_branch": mask_branch,
             "mask_head": mask_head,
             "mask_losses": build_mask_losses(cfg, c.MASK_LOSSES, cls.ALLOWED_LABELS),

@@ -72,7 +72,8 @@ class FCOS(nn.Module):
         self.head = head
 
     @classmethod
-    def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec], extra_out_channels: int = 0):
+    def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec], extra_out_channels: int = 0,
+                    detach_extra_input: bool = False):
         f = cfg.MODEL.FCOS
         missing = [name for name in f.IN_FEATURES if name not in input_shape]
         if missing:
@@ -80,7 +81,7 @@ class FCOS(nn.Module):
                              "use MODEL.BACKBONE.NAME build_fcos_resnet_fpn_backbone for P6/P7")
         shapes = [input_shape[name] for name in f.IN_FEATURES]
         head = FCOSHead(shapes, f.NUM_CLASSES, f.NUM_CLS_CONVS, f.NUM_BOX_CONVS, f.NORM, f.PRIOR_PROB,
-                        f.USE_SCALE, extra_out_channels)
+                        f.USE_SCALE, extra_out_channels, detach_extra_input)
         return {
             "input_shapes": shapes, "in_features": list(f.IN_FEATURES), "strides": list(f.FPN_STRIDES),
             "num_classes": f.NUM_CLASSES, "sizes_of_interest": list(f.SIZES_OF_INTEREST),

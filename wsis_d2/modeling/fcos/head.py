@@ -36,14 +36,17 @@ def _tower(channels: int, num_convs: int, norm: str) -> nn.Sequential:
 class FCOSHead(nn.Module):
     def __init__(self, input_shapes: List[ShapeSpec], num_classes: int, num_cls_convs: int = 4,
                  num_box_convs: int = 4, norm: str = "GN", prior_prob: float = 0.01,
-                 use_scale: bool = True, extra_out_channels: int = 0):
+                 use_scale: bool = True, extra_out_channels: int = 0, detach_extra_input: bool = False):
         """
         Args:
             input_shapes: one per FPN level; all must have the same channel count.
             extra_out_channels: if > 0, a 3x3 conv on the box tower with this many
                 outputs per location (CondInst's controller).
+            detach_extra_input: the extra conv reads the box tower's features detached: its
+                losses train the extra conv but never reach the box tower (nor the FPN through it).
         """
         super().__init__()
+        self.detach_extra_input = detach_extra_input
         channels = {s.channels for s in input_shapes}
         if len(channels) != 1:
             raise ValueError(f"FCOS needs FPN levels of equal width, got channels {sorted(channels)}")
@@ -84,5 +87,5 @@ class FCOSHead(nn.Module):
             out["box_reg"].append(F.relu(reg))
             out["ctrness"].append(self.ctrness(box_feat))
             if self.extra is not None:
-                out["extra"].append(self.extra(box_feat))
+                out["extra"].append(self.extra(box_feat.detach() if self.detach_extra_input else box_feat))
         return out
