@@ -3,6 +3,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..utils.paths import files_in, input_named_by
 from . import convert_instance_pngs, convert_labelme
 
 
@@ -21,6 +22,12 @@ def main(argv=None):
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.output)
+    # --overwrite may replace an earlier output, never a file this command reads (nor a hard link to one)
+    source = input_named_by(out, files_in(args.input) if args.format == "labelme" else files_in(args.images, args.masks))
+    if source is not None:
+        parser.error(f"--output {out} is the input file {source}; choose an --output outside the input folders")
+    if out.is_dir():
+        parser.error(f"{out} is a folder; --output names the JSON file to write")
     if out.exists() and not args.overwrite:
         parser.error(f"{out} exists; pass --overwrite to replace it")
     try:

@@ -1,0 +1,54 @@
+"""Issue 27: bad inputs and faults as a new user meets them, one test per case, in the issue's order
+(data loss first, then silently wrong output, then tracebacks that must be one line, then scale and
+newer detectron2). Each asserts the exact outcome: the refusal naming the file, the skip reported, the
+fallback taken, the score."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from wsis_d2.cli import main as cli_main
+
+
+def _labelme_folder(folder):
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), np.full((20, 30, 3), 90, np.uint8))
+    shape = {"label": "cat", "points": [[2, 2], [10, 2], [10, 10]], "shape_type": "polygon"}
+    for name, shapes in (("a", [shape]), ("b", [])):
+        (folder / f"{name}.json").write_text(json.dumps({"imagePath": "a.jpg", "imageHeight": 20,
+                                                         "imageWidth": 30, "shapes": shapes}))
+    return folder
+
+
+# ---- data loss ----------------------------------------------------------------------------------------
+
+def test_convert_overwrite_never_replaces_an_input_nor_a_hard_link_to_one(tmp_path, capsys):
+    folder = _labelme_folder(tmp_path / "lm")
+    before = {p.name: p.read_text() for p in folder.glob("*.json")}
+    os.link(folder / "b.json", tmp_path / "link.json")
+    for out, named in ((folder / "a.json", folder / "a.json"), (tmp_path / "link.json", folder / "b.json")):
+        with pytest.raises(SystemExit):
+            cli_main(["convert", "--format", "labelme", "--input", str(folder), "--output", str(out), "--overwrite"])
+        assert f"error: --output {out} is the input file {named}" in capsys.readouterr().err
+    assert {p.name: p.read_text() for p in folder.glob("*.json")} == before
+    # an earlier output is still replaced with --overwrite
+    (tmp_path / "out.json").write_text("old")
+    cli_main(["convert", "--format", "labelme", "--input", str(folder), "--output", str(tmp_path / "out.json"),
+              "--overwrite"])
+    assert len(json.loads((tmp_path / "out.json").read_text())["annotations"]) == 1
+
+
+def test_autolabel_refuses_a_hard_link_to_its_input(tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((10, 10, 3), np.uint8))
+    coco = {"images": [{"id": 1, "file_name": "a.png", "height": 10, "width": 10}], "categories": [{"id": 1, "name": "x"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "iscrowd": 0}]}
+    src = tmp_path / "boxes.json"
+    src.write_text(json.dumps(coco))
+    os.link(src, tmp_path / "link.json")
+    with pytest.raises(SystemExit):
+        cli_main(["autolabel", "--input", str(src), "--image-root", str(tmp_path), "--backend", "box",
+                  "--output", str(tmp_path / "link.json"), "--overwrite"])
+    assert f"link.json: would overwrite the input {src}" in capsys.readouterr().err
+    assert json.loads(src.read_text()) == coco
