@@ -52,3 +52,31 @@ def test_autolabel_refuses_a_hard_link_to_its_input(tmp_path, capsys):
                   "--output", str(tmp_path / "link.json"), "--overwrite"])
     assert f"link.json: would overwrite the input {src}" in capsys.readouterr().err
     assert json.loads(src.read_text()) == coco
+
+
+# ---- silently wrong output ----------------------------------------------------------------------------
+
+def test_instance_png_void_is_per_mask_type_and_binary_masks_are_reported(tmp_path, capsys):
+    from wsis_d2.convert import convert_instance_pngs
+
+    for name in ("img", "m16", "m8", "bin"):
+        (tmp_path / name).mkdir()
+    cv2.imwrite(str(tmp_path / "img" / "a.png"), np.full((40, 60, 3), 100, np.uint8))
+    ids = np.zeros((40, 60), np.uint16)
+    ids[2:10, 2:10], ids[20:30, 20:40], ids[30:38, 45:55] = 255, 256, 1000
+    cv2.imwrite(str(tmp_path / "m16" / "a.png"), ids)  # 16-bit ids: 255 is an object
+    coco, report = convert_instance_pngs(str(tmp_path / "img"), str(tmp_path / "m16"))
+    assert len(coco["annotations"]) == 3 and not report.skipped
+    ids8 = np.where(ids == 1000, 255, np.minimum(ids, 3)).astype(np.uint8)  # 8-bit: 255 is VOC's void
+    cv2.imwrite(str(tmp_path / "m8" / "a.png"), ids8)
+    coco, _ = convert_instance_pngs(str(tmp_path / "img"), str(tmp_path / "m8"))
+    assert len(coco["annotations"]) == 1
+    binary = ((ids == 255) | (ids == 256)).astype(np.uint8) * 255  # a 0/255 foreground mask of 2 objects
+    cv2.imwrite(str(tmp_path / "bin" / "a.png"), binary)
+    with pytest.raises(SystemExit, match="no image was converted"):
+        cli_main(["convert", "--format", "instance-png", "--images", str(tmp_path / "img"), "--masks",
+                  str(tmp_path / "bin"), "--output", str(tmp_path / "out.json")])
+    assert (f"skipped: {tmp_path / 'bin' / 'a.png'}: holds only 0 and 255 (or is 1-bit): a binary foreground "
+            "mask, not instance ids" in capsys.readouterr().out)
+    coco, report = convert_instance_pngs(str(tmp_path / "img"), str(tmp_path / "bin"), binary_components=True)
+    assert sorted(a["area"] for a in coco["annotations"]) == [64.0, 200.0] and not report.skipped

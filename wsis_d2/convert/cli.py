@@ -16,7 +16,12 @@ def main(argv=None):
     parser.add_argument("--images", help="instance-png: image folder (file_name is relative to it)")
     parser.add_argument("--masks", help="instance-png: folder of <stem>[_mask].png instance-id masks")
     parser.add_argument("--category", default="object", help="instance-png: the objects' category name")
-    parser.add_argument("--ignore-value", type=int, default=255, help="instance-png: void mask value (-1: none)")
+    parser.add_argument("--ignore-value", type=int, default=None,
+                        help="instance-png: void mask value, neither object nor background (-1: none; default: "
+                             "255 for 8-bit masks as VOC's, none for 16-bit masks whose 255 is an id)")
+    parser.add_argument("--binary-components", action="store_true",
+                        help="instance-png: a binary 0/255 mask gives one object per connected component "
+                             "(default: such a mask is reported and its image left out)")
     parser.add_argument("--input", help="labelme: folder of labelme JSON files beside their images")
     parser.add_argument("--output", required=True, help="COCO JSON to write (never overwritten without --overwrite)")
     parser.add_argument("--overwrite", action="store_true")
@@ -34,7 +39,8 @@ def main(argv=None):
         if args.format == "instance-png":
             if not (args.images and args.masks):
                 parser.error("instance-png needs --images and --masks")
-            coco, report = convert_instance_pngs(args.images, args.masks, args.category, args.ignore_value)
+            coco, report = convert_instance_pngs(args.images, args.masks, args.category, args.ignore_value,
+                                                 args.binary_components)
         else:
             if not args.input:
                 parser.error("labelme needs --input")
