@@ -80,3 +80,39 @@ def test_instance_png_void_is_per_mask_type_and_binary_masks_are_reported(tmp_pa
             "mask, not instance ids" in capsys.readouterr().out)
     coco, report = convert_instance_pngs(str(tmp_path / "img"), str(tmp_path / "bin"), binary_components=True)
     assert sorted(a["area"] for a in coco["annotations"]) == [64.0, 200.0] and not report.skipped
+
+
+@pytest.mark.parametrize("ids", [[0, 1, 2], [7, 3, 5], ["a", "b", "c"]])
+def test_ground_truth_as_predictions_scores_100_whatever_the_annotation_ids(tmp_path, ids):
+    import torch
+    from detectron2.structures import Boxes, Instances
+
+    from wsis_d2.data.register import register_wsis_coco_instances
+    from wsis_d2.evaluation import build_coco_evaluator
+
+    from .conftest import small_config
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((60, 60, 3), np.uint8))
+    masks = np.zeros((3, 60, 60), bool)
+    masks[0, 5:25, 5:25], masks[1, 30:50, 10:40], masks[2, 8:20, 35:55] = True, True, True
+    from wsis_d2.data.rle import encode_mask
+    anns = [{"id": i, "image_id": 1, "category_id": 1, "iscrowd": 0, "segmentation": encode_mask(m),
+             "area": float(m.sum()), "bbox": [float(m.any(0).argmax()), float(m.any(1).argmax()),
+                                              float(m.any(0).sum()), float(m.any(1).sum())]}
+            for i, m in zip(ids, masks)]
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png", "height": 60, "width": 60}],
+                                "annotations": anns, "categories": [{"id": 1, "name": "thing"}]}))
+    name = f"faults_ids_{'_'.join(map(str, ids))}"
+    register_wsis_coco_instances(name, {}, str(path), str(tmp_path), replace=True)
+    cfg = small_config("MaskRCNN/R18_shapes.yaml")
+    evaluator = build_coco_evaluator(cfg, name, str(tmp_path / "eval"))
+    evaluator.reset()
+    boxes = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                          for a in anns])
+    pred = Instances((60, 60), pred_boxes=Boxes(boxes), scores=torch.ones(3), pred_classes=torch.zeros(3).long(),
+                     pred_masks=torch.as_tensor(masks))
+    evaluator.process([{"image_id": 1, "height": 60, "width": 60}], [{"instances": pred}])
+    results = evaluator.evaluate()
+    assert results["segm"]["AP"] == pytest.approx(100.0) and results["bbox"]["AP"] == pytest.approx(100.0)
+    assert [a["id"] for a in json.loads(path.read_text())["annotations"]] == ids  # the file is unchanged
