@@ -116,3 +116,34 @@ def test_ground_truth_as_predictions_scores_100_whatever_the_annotation_ids(tmp_
     results = evaluator.evaluate()
     assert results["segm"]["AP"] == pytest.approx(100.0) and results["bbox"]["AP"] == pytest.approx(100.0)
     assert [a["id"] for a in json.loads(path.read_text())["annotations"]] == ids  # the file is unchanged
+
+
+def test_a_second_training_into_a_busy_output_dir_is_refused_and_a_killed_ones_lock_is_not_stale(
+        tiny_shapes, tmp_path, caplog):
+    import signal
+    import subprocess
+    import sys
+
+    from wsis_d2.engine import run_lock
+
+    out = tmp_path / "out"
+    config = os.path.join(os.path.dirname(__file__), "..", "configs", "CondInst", "R18_shapes.yaml")
+    # the first training: a process holding the lock until it is killed with -9
+    code = ("import sys, time; from wsis_d2.engine import run_lock; run_lock.acquire(sys.argv[1]); "
+            "print('locked', flush=True); time.sleep(60)")
+    first = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__))))
+    try:
+        assert first.stdout.readline().strip() == "locked"
+        with pytest.raises(SystemExit, match=rf"error: OUTPUT_DIR {out} is in use by another training "
+                                             rf"\(pid {first.pid} on .*\).* choose another OUTPUT_DIR"):
+            cli_main(["train", "--config-file", config, "--resume", "OUTPUT_DIR", str(out),
+                      "WSIS.SHAPES_ROOT", tiny_shapes["root"]])
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # killed, it left the lock file but not the lock: the next run goes on and says so
+    with caplog.at_level("WARNING"):
+        assert run_lock.acquire(str(out))
+    run_lock.release(str(out))
+    assert f"(pid {first.pid} on" in caplog.text and "ended without releasing its lock: it crashed or was killed" in caplog.text

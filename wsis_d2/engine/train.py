@@ -1,4 +1,5 @@
 """The train / evaluate entry used by ``projects/train_net.py`` and ``wsis-d2 train``."""
+import contextlib
 import json
 import os
 import sys
@@ -10,6 +11,7 @@ from ..config import ConfigError, build_config
 from ..data.checks import AnnotationError
 from ..modeling.checkpoint import WSISCheckpointer, unloaded_weights_error
 from .launch import launch
+from .run_lock import training_lock
 from .setup import check_weights, setup
 from .trainer import Trainer
 
@@ -37,9 +39,11 @@ def run(args):
             with open(out, "w") as f:
                 json.dump(results, f, indent=1)
         return results
-    trainer = Trainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    trainer.train()
+    # main() took the lock before starting the processes; a direct call (pipelines) takes it here
+    with training_lock(cfg.OUTPUT_DIR) if comm.get_world_size() == 1 else contextlib.nullcontext():
+        trainer = Trainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        trainer.train()
     # DefaultTrainer keeps its final evaluation here (it returns it only with TEST.EXPECTED_RESULTS)
     return getattr(trainer, "_last_eval_results", None)
 
@@ -64,11 +68,12 @@ def main(argv=None, prog=None):
     print("Command Line Args:", args)
     # checked once here, before any process starts, so a mistake is one line and not a traceback per process
     try:
-        check_weights(build_config(args.config_file, args.opts), args.eval_only, args.resume)
-    except ConfigError as e:
-        raise SystemExit(f"error: {e}")
-    try:
-        launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
+        cfg = build_config(args.config_file, args.opts)
+        check_weights(cfg, args.eval_only, args.resume)
+        # one training per OUTPUT_DIR, held by this process while the workers run
+        lock = contextlib.nullcontext() if args.eval_only else training_lock(cfg.OUTPUT_DIR)
+        with lock:
+            launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+                   dist_url=args.dist_url, args=(args,))
     except (ConfigError, AnnotationError) as e:  # found once the data or weights load (here when one process)
         raise SystemExit(f"error: {e}")
