@@ -147,3 +147,44 @@ def test_a_second_training_into_a_busy_output_dir_is_refused_and_a_killed_ones_l
         assert run_lock.acquire(str(out))
     run_lock.release(str(out))
     assert f"(pid {first.pid} on" in caplog.text and "ended without releasing its lock: it crashed or was killed" in caplog.text
+
+
+def _truncated_jpeg(path, size=(40, 60)):
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 255, (*size, 3), dtype=np.uint8))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_labelme_size_comes_from_the_image_and_truncated_images_are_named_skips(tmp_path, capsys, caplog):
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((40, 60, 3), 90, np.uint8))
+    shape = {"label": "cat", "points": [[35, 22], [55, 22], [55, 38], [35, 38]], "shape_type": "polygon"}
+    (folder / "a.json").write_text(json.dumps({"imagePath": "a.png", "imageHeight": 20, "imageWidth": 30,
+                                               "shapes": [shape]}))
+    _truncated_jpeg(folder / "t.jpg")
+    (folder / "t.json").write_text(json.dumps({"imagePath": "t.jpg", "imageHeight": 40, "imageWidth": 60,
+                                               "shapes": [shape]}))
+    out = tmp_path / "out.json"
+    cli_main(["convert", "--format", "labelme", "--input", str(folder), "--output", str(out)])
+    printed = capsys.readouterr().out
+    assert f"note: {folder / 'a.json'}: imageHeight/imageWidth say 30x20, but a.png is 60x40: the image's size is used" in printed
+    assert f"skipped: {folder / 't.json'}: {folder / 't.jpg'}: cannot be read as an image (image file is truncated" in printed
+    coco = json.loads(out.read_text())
+    assert coco["images"] == [{"id": 1, "file_name": "a.png", "height": 40, "width": 60}]
+    assert coco["annotations"][0]["area"] == 21 * 17  # the object the 30x20 canvas would have cut away
+    # autolabel: the truncated image is a logged skip with --skip-bad and a one-line error without it
+    boxes = {"images": [{"id": 1, "file_name": "t.jpg", "height": 40, "width": 60},
+                        {"id": 2, "file_name": "a.png", "height": 40, "width": 60}],
+             "annotations": [{"id": k, "image_id": k, "category_id": 1, "bbox": [35, 22, 20, 16], "iscrowd": 0}
+                             for k in (1, 2)], "categories": [{"id": 1, "name": "cat"}]}
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
+    args = ["autolabel", "--input", str(tmp_path / "boxes.json"), "--image-root", str(folder), "--backend", "box",
+            "--workers", "1", "--output", str(tmp_path / "auto.json")]
+    with pytest.raises(SystemExit, match=r"error: .*boxes.json: image id 1: .*t.jpg: cannot be read as an image "
+                                         r"\(image file is truncated"):
+        cli_main(args)
+    with caplog.at_level("WARNING"):
+        cli_main(args + ["--skip-bad"])
+    assert "t.jpg: cannot be read as an image (image file is truncated" in caplog.text
+    assert [a["image_id"] for a in json.loads((tmp_path / "auto.json").read_text())["annotations"]] == [2]

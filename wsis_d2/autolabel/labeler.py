@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..data.checks import (AnnotationError, annotation_image_id, check_annotation, check_image, check_top_level,
                            duplicate_image_ids, is_id)
+from ..data.images import read_checked_image
 from ..data.rle import encode_mask, to_rle
 from .backends import AUTOLABEL_BACKENDS
 
@@ -34,9 +35,9 @@ _worker_backend = None
 def _label_image(task) -> Tuple[int, Optional[str], List[Tuple[int, dict]]]:
     """(image id, error or None, [(annotation index in the file, RLE)]) for one image."""
     image_id, path, (height, width), ann_indices, boxes, points = task
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        return image_id, f"{path}: cannot be read as an image", []
+    image, problem = read_checked_image(path, "BGR")  # a truncated file fails here, not silently
+    if problem is not None:
+        return image_id, problem, []
     if image.shape[:2] != (height, width):
         return image_id, (f"{path}: the image is {image.shape[1]}x{image.shape[0]} but the JSON says "
                           f"'width' {width}, 'height' {height}"), []

@@ -56,5 +56,7 @@ def main(argv=None):
     out.write_text(json.dumps(coco))
     for reason in report.skipped:
         print(f"skipped: {reason}")
+    for note in report.notes:
+        print(f"note: {note}")
     print(f"{len(coco['images'])} images, {len(coco['annotations'])} objects, {len(coco['categories'])} categories, "
           f"{len(report.skipped)} skipped -> {out}")

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..data.images import read_checked_image
 from .common import ConversionReport, mask_annotation
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -75,10 +76,10 @@ def convert_instance_pngs(image_dir: str, mask_dir: str, category: str = "object
         if mask_path is None:
             report.skip(str(path), f"no mask {path.stem}.png or {path.stem}_mask.png in {mask_dir}")
             continue
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        image, problem = read_checked_image(str(path))
         ids, mode = _read_ids(mask_path)
-        if image is None:
-            report.skip(str(path), "cannot be read as an image")
+        if problem is not None:
+            report.skip(str(path), problem.split(": ", 1)[1])
             continue
         if ids is None:
             report.skip(str(mask_path), "not a single-channel (palette or grey) instance-id PNG")
