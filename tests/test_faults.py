@@ -188,3 +188,62 @@ def test_labelme_size_comes_from_the_image_and_truncated_images_are_named_skips(
         cli_main(args + ["--skip-bad"])
     assert "t.jpg: cannot be read as an image (image file is truncated" in caplog.text
     assert [a["image_id"] for a in json.loads((tmp_path / "auto.json").read_text())["annotations"]] == [2]
+
+
+# ---- one line instead of a traceback ------------------------------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _train(*args, timeout=300):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "wsis_d2.cli", "train", *map(str, args)]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, PYTHONPATH=REPO))
+
+
+def _tiny_train_opts(root, out, iters=1, **extra):
+    opts = {"WSIS.SHAPES_ROOT": root, "OUTPUT_DIR": out, "SOLVER.MAX_ITER": iters, "SOLVER.IMS_PER_BATCH": 2,
+            "SOLVER.WARMUP_ITERS": 1, "SOLVER.CHECKPOINT_PERIOD": 1, "DATALOADER.NUM_WORKERS": 0,
+            "INPUT.MIN_SIZE_TRAIN": "(64,)", "INPUT.MIN_SIZE_TEST": 64, "DATASETS.TEST": "()",
+            "WSIS.VIS_NUM_IMAGES": 0}
+    opts.update(extra)
+    return [str(v) for kv in opts.items() for v in kv]
+
+
+CONDINST = os.path.join(REPO, "configs", "CondInst", "R18_shapes.yaml")
+
+
+@pytest.fixture
+def two_image_shapes(tiny_shapes, tmp_path):
+    """A copy of tiny shapes whose training view holds two images, the first a truncated file."""
+    import shutil
+
+    root = tmp_path / "shapes"
+    shutil.copytree(tiny_shapes["root"], root)
+    train = root / "annotations" / "train_full.json"
+    coco = json.loads(train.read_text())
+    coco["images"] = coco["images"][:2]
+    keep = {img["id"] for img in coco["images"]}
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in keep]
+    train.write_text(json.dumps(coco))
+    bad = root / coco["images"][0]["file_name"]
+    bad.write_bytes(bad.read_bytes()[:300])
+    return root, bad
+
+
+def test_a_corrupt_training_image_is_named_in_one_line_or_skipped_when_asked(two_image_shapes, tmp_path):
+    root, bad = two_image_shapes
+    # in a DataLoader worker process: its traceback is not shown, the file is named
+    proc = _train("--config-file", CONDINST, *_tiny_train_opts(root, tmp_path / "a", **{"DATALOADER.NUM_WORKERS": 1}))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {bad}: cannot be used as an image (OSError: image file is truncated"), last
+    assert last.endswith("or pass --skip-bad (WSIS.SKIP_BAD_IMAGES True) to train on the other images")
+    assert "Traceback" not in proc.stderr
+    proc = _train("--config-file", CONDINST, "--skip-bad", *_tiny_train_opts(root, tmp_path / "b", 2))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"skipped: {bad}: cannot be used as an image (OSError: image file is truncated" in proc.stdout
+    assert (tmp_path / "b" / "model_final.pth").is_file()

@@ -2,6 +2,7 @@
 import contextlib
 import json
 import os
+import re
 import sys
 
 from detectron2.engine import default_argument_parser
@@ -64,7 +65,12 @@ def main(argv=None, prog=None):
     prog = prog or os.path.basename(sys.argv[0])
     parser = default_argument_parser(epilog=_EXAMPLES.format(prog=prog))
     parser.prog = prog
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="log training images that cannot be read and train on the others "
+                             "(WSIS.SKIP_BAD_IMAGES True); default: stop with one line naming the image")
     args = parser.parse_args(argv)
+    if args.skip_bad:
+        args.opts = list(args.opts) + ["WSIS.SKIP_BAD_IMAGES", "True"]
     print("Command Line Args:", args)
     # checked once here, before any process starts, so a mistake is one line and not a traceback per process
     try:
@@ -76,4 +82,13 @@ def main(argv=None, prog=None):
             launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                    dist_url=args.dist_url, args=(args,))
     except (ConfigError, AnnotationError) as e:  # found once the data or weights load (here when one process)
-        raise SystemExit(f"error: {e}")
+        raise SystemExit(f"error: {error_line(e)}")
+
+
+def error_line(error: Exception) -> str:
+    """The message of ``error``; of one re-raised from a DataLoader worker (whose message is the
+    worker's whole traceback), only the original message."""
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        text = re.sub(r"^[\w.]+: ", "", text.splitlines()[-1])
+    return text

@@ -8,10 +8,12 @@ import logging
 import os
 import weakref
 
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import (DatasetFromList, MetadataCatalog, build_detection_test_loader,
+                             build_detection_train_loader, get_detection_dataset_dicts)
 from detectron2.engine import DefaultTrainer
 from detectron2.utils import comm
 
+from ..config import ConfigError
 from ..data.config_checks import check_datasets_fit_model
 from ..data.mapper import WSISDatasetMapper
 from ..evaluation import build_coco_evaluator
@@ -21,6 +23,23 @@ from ..modeling.teacher import EMAUpdateHook
 from .visualize import save_prediction_pictures
 
 logger = logging.getLogger(__name__)
+
+
+def training_dataset_dicts(cfg) -> list:
+    """detectron2's training dicts of ``cfg.DATASETS.TRAIN`` (as its train loader reads them), with a
+    :class:`ConfigError` instead of its assertion when no image is left to train from."""
+    names = list(cfg.DATASETS.TRAIN)
+    if not names:
+        raise ConfigError("DATASETS.TRAIN is empty; name the dataset(s) to train on")
+    try:
+        return get_detection_dataset_dicts(
+            names, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+            min_keypoints=cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE if cfg.MODEL.KEYPOINT_ON else 0,
+            proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None)
+    except AssertionError as e:  # "Dataset 'x' is empty!" / "No valid data found in x."
+        files = [MetadataCatalog.get(n).get("json_file", n) for n in names]
+        raise ConfigError(f"DATASETS.TRAIN {', '.join(names)} ({', '.join(files)}): no image with an annotation "
+                          f"to train from ({e}); its 'annotations' list is empty or holds only iscrowd objects") from None
 
 
 class Trainer(DefaultTrainer):
@@ -49,8 +68,16 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg):
         """detectron2's loader with :class:`WSISDatasetMapper`; then, with the training sets loaded,
-        their classes are checked against the model's and the test sets' (before training starts)."""
-        loader = build_detection_train_loader(cfg, mapper=WSISDatasetMapper(cfg, is_train=True))
+        their classes are checked against the model's and the test sets' (before training starts).
+
+        Raises:
+            ConfigError: the training sets hold no image with an annotation to train from.
+        """
+        dataset = training_dataset_dicts(cfg)
+        mapper = WSISDatasetMapper(cfg, is_train=True)
+        if mapper.skip_bad_images:  # serialized like detectron2's own copy, not a list per worker
+            mapper.fallback_dataset = DatasetFromList(dataset, copy=False)
+        loader = build_detection_train_loader(cfg, mapper=mapper, dataset=dataset)
         check_datasets_fit_model(cfg, cfg.DATASETS.TRAIN, cfg.DATASETS.TEST)
         return loader
 
