@@ -247,3 +247,53 @@ def test_a_corrupt_training_image_is_named_in_one_line_or_skipped_when_asked(two
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"skipped: {bad}: cannot be used as an image (OSError: image file is truncated" in proc.stdout
     assert (tmp_path / "b" / "model_final.pth").is_file()
+
+
+@pytest.fixture(scope="module")
+def two_checkpoints(tiny_shapes, tmp_path_factory):
+    """A 2-iteration training of tiny shapes, checkpointed at each iteration (in this process)."""
+    from wsis_d2.engine.trainer import Trainer
+
+    from .conftest import small_config
+
+    out = tmp_path_factory.mktemp("ckpt")
+    cfg = small_config(output_dir=out, SOLVER__CHECKPOINT_PERIOD="1", DATASETS__TEST="()", INPUT__MIN_SIZE_TRAIN="(64,)")
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    return cfg, out
+
+
+def test_a_truncated_last_checkpoint_falls_back_to_the_previous_one_and_saves_are_atomic(
+        two_checkpoints, monkeypatch, caplog):
+    import shutil
+
+    import torch
+
+    from wsis_d2.engine.trainer import Trainer
+
+    cfg, out = two_checkpoints
+    run = out.parent / (out.name + "_truncated")
+    shutil.copytree(out, run)
+    cfg = cfg.clone()
+    cfg.OUTPUT_DIR, cfg.SOLVER.MAX_ITER = str(run), 3
+    last = run / (run / "last_checkpoint").read_text().strip()
+    last.write_bytes(last.read_bytes()[:4096])  # cut short, as by a full disk
+    trainer = Trainer(cfg)
+    with caplog.at_level("WARNING"):
+        trainer.resume_or_load(resume=True)
+    assert trainer.start_iter == 2  # model_0000001.pth: iteration 1 done
+    assert (f"{last}: cannot be read as a checkpoint" in caplog.text
+            and f"resumed from the newest readable checkpoint {run / 'model_0000001.pth'} instead" in caplog.text)
+    # a save killed half-way (torch.save stops after some bytes) leaves the previous files as they were
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.name != "log.txt"}
+
+    def killed(data, f):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.checkpointer.save("model_0000001")
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.name not in ("log.txt", "model_0000001.pth.tmp")}
+    assert after == before and (run / "last_checkpoint").read_text() == last.name

@@ -1,15 +1,39 @@
-"""detectron2's checkpointer, aware of teacher-student models.
+"""detectron2's checkpointer, aware of teacher-student models, with atomic saves and a resume that
+falls back past an unreadable checkpoint.
 
 A checkpoint of a teacher-student model holds ``student.*`` and ``teacher.model.*``.
 Weights for the student alone (ImageNet backbones, a BoxInst checkpoint) hold
 neither prefix: matched by suffix they would fit both copies, so they are loaded
 into the student and the teacher starts as its copy.
+
+A checkpoint (and ``last_checkpoint``) is written to a temporary file renamed over the target, so
+a kill during a save leaves the previous files intact. A file that cannot be read anyway (a disk
+filled up, a copy cut short) makes ``--resume`` warn and take the newest readable checkpoint.
 """
+import logging
+import os
 from typing import List
 
+import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 from ..config import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+class UnreadableCheckpointError(ConfigError):
+    """A checkpoint file that ``torch.load`` (or pickle) cannot read."""
+
+
+def _write_atomically(path: str, write) -> None:
+    """``write(file)`` into ``path`` through a temporary file renamed over it (flushed to disk first)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def unloaded_weight_names(incompatible) -> List[str]:
@@ -33,6 +57,63 @@ class WSISCheckpointer(DetectionCheckpointer):
     """After a load, ``unloaded_weights`` holds :func:`unloaded_weight_names` of it."""
 
     unloaded_weights: List[str] = []
+
+    def save(self, name: str, **kwargs) -> None:
+        """fvcore's ``save`` (same contents), written atomically."""
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict()}
+        for key, obj in self.checkpointables.items():
+            data[key] = obj.state_dict()
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        self.logger.info(f"Saving checkpoint to {save_file}")
+        _write_atomically(save_file, lambda f: torch.save(data, f))
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        path = os.path.join(self.save_dir, "last_checkpoint")
+        _write_atomically(path, lambda f: f.write(last_filename_basename.encode()))
+
+    def _load_file(self, filename):
+        try:
+            return super()._load_file(filename)
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # torch.load's errors of a cut-short file vary: RuntimeError, EOFError, pickle's
+            raise UnreadableCheckpointError(f"{filename}: cannot be read as a checkpoint ({type(e).__name__}: "
+                                            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from e
+
+    def resume_or_load(self, path: str, *, resume: bool = True):
+        """fvcore's ``resume_or_load``; when resuming, a last checkpoint that cannot be read is reported
+        and the newest readable one of ``save_dir`` is loaded instead.
+
+        Raises:
+            ConfigError: no checkpoint of ``save_dir`` can be read.
+        """
+        if not (resume and self.has_checkpoint()):
+            return super().resume_or_load(path, resume=resume)
+        last = self.get_checkpoint_file()
+        others = sorted((f for f in self.get_all_checkpoint_files() if os.path.basename(f) != os.path.basename(last)),
+                        key=os.path.getmtime, reverse=True)
+        errors = []
+        for candidate in [last] + others:
+            if not os.path.isfile(candidate):
+                errors.append(f"{self.save_dir}/last_checkpoint names {candidate or 'nothing'}, which does not exist")
+                continue
+            try:
+                loaded = self.load(candidate)
+            except UnreadableCheckpointError as e:
+                errors.append(str(e))
+                if hasattr(self, "_parsed_url_during_load"):  # detectron2 after v0.6 asserts it is reset
+                    self._parsed_url_during_load = None
+                continue
+            if errors:
+                logger.warning(f"{errors[0]}; resumed from the newest readable checkpoint {candidate} instead")
+            return loaded
+        raise ConfigError(f"--resume: no checkpoint in {self.save_dir} can be read ({'; '.join(errors)}); "
+                          "start without --resume or pass MODEL.WEIGHTS")
 
     def _load_model(self, checkpoint):
         model = getattr(self.model, "module", self.model)
