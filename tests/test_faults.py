@@ -297,3 +297,28 @@ def test_a_truncated_last_checkpoint_falls_back_to_the_previous_one_and_saves_ar
         trainer.checkpointer.save("model_0000001")
     after = {p.name: p.read_bytes() for p in run.iterdir() if p.name not in ("log.txt", "model_0000001.pth.tmp")}
     assert after == before and (run / "last_checkpoint").read_text() == last.name
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("SOLVER.IMS_PER_BATCH", "0", r"error: SOLVER.IMS_PER_BATCH is 0; it must lie in \[1, inf\)"),
+    ("INPUT.MIN_SIZE_TRAIN", "(-64,)", r"error: INPUT.MIN_SIZE_TRAIN is \(-64,\); it must hold sizes > 0"),
+    ("SOLVER.IMS_PER_BATCH", "3", r"error: SOLVER.IMS_PER_BATCH 3 is the batch of all 2 processes together"),
+])
+def test_config_values_that_cannot_train_stop_before_training_in_one_line(tiny_shapes, tmp_path, key, value, message):
+    with pytest.raises(SystemExit, match=message):
+        cli_main(["train", "--config-file", CONDINST, "--num-gpus", "2",
+                  *_tiny_train_opts(tiny_shapes["root"], tmp_path, **{key: value})])
+    assert not (tmp_path / "last_checkpoint").exists()
+
+
+def test_an_empty_annotations_list_stops_before_training_in_one_line(tiny_shapes, tmp_path):
+    import shutil
+
+    root = tmp_path / "shapes"
+    shutil.copytree(tiny_shapes["root"], root)
+    train = root / "annotations" / "train_full.json"
+    train.write_text(json.dumps(dict(json.loads(train.read_text()), annotations=[])))
+    with pytest.raises(SystemExit, match=rf"error: DATASETS.TRAIN shapes_full \({train}\): no image with an annotation "
+                                         r"to train from \(No valid data found in shapes_full.\); its 'annotations' "
+                                         "list is empty"):
+        cli_main(["train", "--config-file", CONDINST, *_tiny_train_opts(root, tmp_path / "out")])

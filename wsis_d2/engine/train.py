@@ -9,6 +9,7 @@ from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
 
 from ..config import ConfigError, build_config
+from ..config.ranges import check_run_config
 from ..data.checks import AnnotationError
 from ..modeling.checkpoint import WSISCheckpointer, unloaded_weights_error
 from .launch import launch
@@ -41,6 +42,7 @@ def run(args):
                 json.dump(results, f, indent=1)
         return results
     # main() took the lock before starting the processes; a direct call (pipelines) takes it here
+    check_run_config(cfg, comm.get_world_size())  # main() checked it already; a direct call (pipelines) here
     with training_lock(cfg.OUTPUT_DIR) if comm.get_world_size() == 1 else contextlib.nullcontext():
         trainer = Trainer(cfg)
         trainer.resume_or_load(resume=args.resume)
@@ -76,6 +78,7 @@ def main(argv=None, prog=None):
     try:
         cfg = build_config(args.config_file, args.opts)
         check_weights(cfg, args.eval_only, args.resume)
+        check_run_config(cfg, args.num_gpus * args.num_machines, training=not args.eval_only)
         # one training per OUTPUT_DIR, held by this process while the workers run
         lock = contextlib.nullcontext() if args.eval_only else training_lock(cfg.OUTPUT_DIR)
         with lock:
