@@ -322,3 +322,18 @@ def test_an_empty_annotations_list_stops_before_training_in_one_line(tiny_shapes
                                          r"to train from \(No valid data found in shapes_full.\); its 'annotations' "
                                          "list is empty"):
         cli_main(["train", "--config-file", CONDINST, *_tiny_train_opts(root, tmp_path / "out")])
+
+
+def test_a_check_failing_in_every_worker_process_is_one_line(tiny_shapes, tmp_path):
+    import shutil
+
+    root = tmp_path / "shapes"
+    shutil.copytree(tiny_shapes["root"], root)
+    train = root / "annotations" / "train_full.json"
+    train.write_text(json.dumps(dict(json.loads(train.read_text()), annotations=[])))
+    proc = _train("--config-file", CONDINST, "--num-gpus", 2, *_tiny_train_opts(root, tmp_path / "out"))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: DATASETS.TRAIN shapes_full ({train}): no image with an annotation to train from (No valid data "
+        "found in shapes_full.); its 'annotations' list is empty or holds only iscrowd objects")
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
