@@ -337,3 +337,32 @@ def test_a_check_failing_in_every_worker_process_is_one_line(tiny_shapes, tmp_pa
         f"error: DATASETS.TRAIN shapes_full ({train}): no image with an annotation to train from (No valid data "
         "found in shapes_full.); its 'annotations' list is empty or holds only iscrowd objects")
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+
+
+# ---- scale and newer detectron2 -----------------------------------------------------------------------
+
+def test_grabcut_on_a_6000x4000_photo_works_at_a_bounded_resolution_and_reports_per_image_time(tmp_path, capsys):
+    import time
+
+    import pycocotools.mask as mask_util
+
+    rng = np.random.default_rng(0)
+    image = cv2.resize(rng.integers(40, 170, (400, 600, 3), dtype=np.uint8), (6000, 4000),
+                       interpolation=cv2.INTER_LINEAR)
+    cv2.circle(image, (3000, 2000), 1200, (30, 160, 230), -1)
+    cv2.imwrite(str(tmp_path / "big.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    coco = {"images": [{"id": 1, "file_name": "big.jpg", "height": 4000, "width": 6000}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1780, 780, 2440, 2440], "iscrowd": 0}],
+            "categories": [{"id": 1, "name": "disc"}]}
+    (tmp_path / "boxes.json").write_text(json.dumps(coco))
+    start = time.perf_counter()
+    cli_main(["autolabel", "--input", str(tmp_path / "boxes.json"), "--image-root", str(tmp_path), "--workers", "1"])
+    assert time.perf_counter() - start < 20  # 40 s at full resolution on a quiet 2-core machine
+    printed = capsys.readouterr().out
+    assert "per image" in printed and "s for big.jpg)" in printed
+    out = json.loads((tmp_path / "boxes_grabcut.json").read_text())
+    disc = np.zeros((4000, 6000), np.uint8)
+    cv2.circle(disc, (3000, 2000), 1200, 1, -1)
+    mask = mask_util.decode(out["annotations"][0]["segmentation"]).astype(bool)
+    assert (mask & (disc > 0)).sum() / (mask | (disc > 0)).sum() > 0.98
+    assert out["info"]["autolabel"]["slowest_image"] == "big.jpg"

@@ -67,5 +67,6 @@ def main(argv=None):
     out.write_text(json.dumps(labelled))
     iou = stats["mean_iou_vs_input_masks"]
     print(f"{stats['annotations']} masks for {stats['images']} images in {stats['seconds']} s "
-          f"({stats['images_per_s']} images/s), {stats['skipped']} skipped"
+          f"({stats['images_per_s']} images/s; per image {stats['seconds_per_image_mean']} s, at most "
+          f"{stats['seconds_per_image_max']} s for {stats['slowest_image']}), {stats['skipped']} skipped"
           + (f", mean IoU vs the input's masks {iou}" if iou is not None else "") + f" -> {out}")
