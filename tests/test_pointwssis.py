@@ -266,10 +266,10 @@ def test_pointwssis_command_registers_the_evaluation_set_and_names_bad_files(tin
     from detectron2.data import DatasetCatalog
 
     from wsis_d2.cli import main as cli_main
-    from wsis_d2.modeling.pointwssis import pipeline
+    from wsis_d2.pipelines import cli as pointwssis_cli
 
     calls = []
-    monkeypatch.setattr(pipeline, "run_pipeline", lambda *args: calls.append(args) or {"segm": {}})
+    monkeypatch.setattr(pointwssis_cli, "run_pipeline", lambda *args: calls.append(args) or {"segm": {}})
     semi, val = tiny_shapes["files"]["semi_50"], tiny_shapes["files"]["val"]
     run = ["pointwssis", "--semi-json", semi, "--image-root", tiny_shapes["root"], "--output-dir", str(tmp_path)]
     cli_main(run + ["--val-json", val])
