@@ -74,8 +74,7 @@ def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank
 
 
 # errors whose message is the whole story (raised by wsis-d2's checks), by class name
-ONE_LINE_ERRORS = {"ConfigError": ConfigError, "UnreadableCheckpointError": ConfigError,
-                   "AnnotationError": AnnotationError}
+ONE_LINE_ERRORS = {"ConfigError": ConfigError, "AnnotationError": AnnotationError}
 
 
 def _one_line_error(error: ProcessRaisedException):

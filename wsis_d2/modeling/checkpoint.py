@@ -12,7 +12,8 @@ filled up, a copy cut short) makes ``--resume`` warn and take the newest readabl
 """
 import logging
 import os
-from typing import List
+import zipfile
+from typing import List, Optional
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -22,8 +23,23 @@ from ..config import ConfigError
 logger = logging.getLogger(__name__)
 
 
-class UnreadableCheckpointError(ConfigError):
-    """A checkpoint file that ``torch.load`` (or pickle) cannot read."""
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why the checkpoint file ``path`` cannot be loaded (missing, cut short, corrupt), or None.
+
+    ``torch.save`` writes a zip archive whose directory sits at its end and whose entries carry CRCs, so
+    a file cut short is no zip and a corrupt one fails ``testzip``; an older non-zip file is test-loaded.
+    """
+    if not os.path.isfile(path):
+        return f"{path}: no such file"
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            return None if bad is None else f"{path}: its entry {bad} is corrupt"
+        torch.load(path, map_location="cpu", weights_only=False)
+        return None
+    except Exception as e:  # torch.load's errors of a broken file vary: RuntimeError, EOFError, pickle's
+        return f"{path}: cannot be read as a checkpoint ({type(e).__name__}: {e})"
 
 
 def _write_atomically(path: str, write) -> None:
@@ -76,15 +92,6 @@ class WSISCheckpointer(DetectionCheckpointer):
         path = os.path.join(self.save_dir, "last_checkpoint")
         _write_atomically(path, lambda f: f.write(last_filename_basename.encode()))
 
-    def _load_file(self, filename):
-        try:
-            return super()._load_file(filename)
-        except FileNotFoundError:
-            raise
-        except Exception as e:  # torch.load's errors of a cut-short file vary: RuntimeError, EOFError, pickle's
-            raise UnreadableCheckpointError(f"{filename}: cannot be read as a checkpoint ({type(e).__name__}: "
-                                            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from e
-
     def resume_or_load(self, path: str, *, resume: bool = True):
         """fvcore's ``resume_or_load``; when resuming, a last checkpoint that cannot be read is reported
         and the newest readable one of ``save_dir`` is loaded instead.
@@ -99,16 +106,11 @@ class WSISCheckpointer(DetectionCheckpointer):
                         key=os.path.getmtime, reverse=True)
         errors = []
         for candidate in [last] + others:
-            if not os.path.isfile(candidate):
-                errors.append(f"{self.save_dir}/last_checkpoint names {candidate or 'nothing'}, which does not exist")
+            problem = checkpoint_problem(candidate) if candidate else f"{self.save_dir}/last_checkpoint is empty"
+            if problem is not None:
+                errors.append(problem)
                 continue
-            try:
-                loaded = self.load(candidate)
-            except UnreadableCheckpointError as e:
-                errors.append(str(e))
-                if hasattr(self, "_parsed_url_during_load"):  # detectron2 after v0.6 asserts it is reset
-                    self._parsed_url_during_load = None
-                continue
+            loaded = self.load(candidate)
             if errors:
                 logger.warning(f"{errors[0]}; resumed from the newest readable checkpoint {candidate} instead")
             return loaded
