@@ -366,3 +366,72 @@ def test_grabcut_on_a_6000x4000_photo_works_at_a_bounded_resolution_and_reports_
     mask = mask_util.decode(out["annotations"][0]["segmentation"]).astype(bool)
     assert (mask & (disc > 0)).sum() / (mask | (disc > 0)).sum() > 0.98
     assert out["info"]["autolabel"]["slowest_image"] == "big.jpg"
+
+
+def _as_detectron2_main(monkeypatch):
+    """detectron2 main's (02b5c4e) behaviours that v0.6 lacks, on the installed v0.6: ``_load_file``
+    asserts it runs inside ``load``, and ``DefaultTrainer`` saves and requires ``_trainer``."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.engine import DefaultTrainer, TrainerBase
+
+    load, load_file = DetectionCheckpointer.load, DetectionCheckpointer._load_file
+
+    def main_load(self, *args, **kwargs):
+        self._inside_load = True
+        try:
+            return load(self, *args, **kwargs)
+        finally:
+            self._inside_load = False
+
+    def main_load_file(self, filename):
+        assert getattr(self, "_inside_load", False), "`_load_file` must be called inside `load`"
+        return load_file(self, filename)
+
+    def main_state_dict(self):
+        return dict(TrainerBase.state_dict(self), _trainer=self._trainer.state_dict())
+
+    def main_load_state_dict(self, state_dict):
+        TrainerBase.load_state_dict(self, state_dict)
+        self._trainer.load_state_dict(state_dict["_trainer"])
+
+    monkeypatch.setattr(DetectionCheckpointer, "load", main_load)
+    monkeypatch.setattr(DetectionCheckpointer, "_load_file", main_load_file)
+    monkeypatch.setattr(DefaultTrainer, "state_dict", main_state_dict)
+    monkeypatch.setattr(DefaultTrainer, "load_state_dict", main_load_state_dict)
+
+
+def test_model_backend_loads_weights_only_through_load_as_detectron2_main_requires(two_checkpoints, monkeypatch):
+    from wsis_d2.autolabel import ModelBackend
+    from wsis_d2.model_zoo import get_config_file
+
+    _as_detectron2_main(monkeypatch)
+    _, out = two_checkpoints
+    backend = ModelBackend(get_config_file("CondInst/R18_shapes.yaml"), str(out / "model_final.pth"),
+                           opts=["MODEL.DEVICE", "cpu"])
+    assert backend.predictor.model is not None
+
+
+def test_resume_of_a_checkpoint_written_under_detectron2_v0_6_works_on_main(two_checkpoints, monkeypatch, caplog):
+    import torch
+
+    from wsis_d2.engine.trainer import Trainer
+
+    cfg, out = two_checkpoints
+    run = out.parent / (out.name + "_v06")
+    run.mkdir()
+    checkpoint = torch.load(out / "model_0000001.pth", map_location="cpu", weights_only=False)
+    del checkpoint["trainer"]["_trainer"]  # what v0.6's DefaultTrainer saves: iteration, hooks, no optimizer
+    torch.save(checkpoint, run / "model_0000001.pth")
+    (run / "last_checkpoint").write_text("model_0000001.pth")
+    _as_detectron2_main(monkeypatch)
+    cfg = cfg.clone()
+    cfg.OUTPUT_DIR, cfg.SOLVER.MAX_ITER = str(run), 3
+    trainer = Trainer(cfg)
+    with caplog.at_level("WARNING"):
+        trainer.resume_or_load(resume=True)
+    assert trainer.start_iter == 2
+    assert "holds no optimizer state (written under detectron2 v0.6)" in caplog.text
+    # and a checkpoint written now carries the optimizer for both versions
+    trainer.checkpointer.save("model_again")
+    saved = torch.load(run / "model_again.pth", map_location="cpu", weights_only=False)
+    assert "optimizer" in saved["trainer"]["_trainer"]

@@ -137,11 +137,11 @@ class GrabCutBackend:
 def _weights_left_unloaded(model, weights: str) -> list:
     """Names of ``model``'s weights that the checkpoint ``weights`` leaves at their initial values
     (:func:`~wsis_d2.modeling.checkpoint.unloaded_weight_names`). Asked of detectron2's own loader
-    (``_load_file`` / ``_load_model``, the checkpointer's extension points), so its name matching
-    (``module.`` prefixes, ``.pkl`` files, URLs) is what is checked.
+    through its public ``load`` (detectron2 after v0.6 asserts that ``_load_file`` runs inside it), so
+    its name matching (``module.`` prefixes, ``.pkl`` files, URLs) is what is checked.
     """
     checkpointer = WSISCheckpointer(model)
-    checkpointer._load_model(checkpointer._load_file(checkpointer.path_manager.get_local_path(weights)))
+    checkpointer.load(weights, checkpointables=[])
     return checkpointer.unloaded_weights
 
 

@@ -10,7 +10,7 @@ import weakref
 
 from detectron2.data import (DatasetFromList, MetadataCatalog, build_detection_test_loader,
                              build_detection_train_loader, get_detection_dataset_dicts)
-from detectron2.engine import DefaultTrainer
+from detectron2.engine import DefaultTrainer, TrainerBase
 from detectron2.utils import comm
 
 from ..config import ConfigError
@@ -64,6 +64,23 @@ class Trainer(DefaultTrainer):
                 # after the teacher's update, before the writer that flushes this step's scalars
                 hooks.insert(len(hooks) - 1, PseudoMaskQualityHook(self.cfg))
         return hooks
+
+    def state_dict(self):
+        """DefaultTrainer's; the inner trainer's state (the optimizer's) is saved under ``_trainer`` as
+        detectron2 after v0.6 does (v0.6 saves none, and resumes with a fresh optimizer)."""
+        ret = super().state_dict()
+        ret.setdefault("_trainer", self._trainer.state_dict())
+        return ret
+
+    def load_state_dict(self, state_dict):
+        """A checkpoint with or without ``_trainer``: detectron2 after v0.6 requires it (``KeyError:
+        '_trainer'`` on a checkpoint written under v0.6), v0.6 ignores it."""
+        TrainerBase.load_state_dict(self, state_dict)
+        if "_trainer" in state_dict:
+            self._trainer.load_state_dict(state_dict["_trainer"])
+        else:
+            logger.warning("The checkpoint holds no optimizer state (written under detectron2 v0.6): "
+                           "the optimizer's momentum starts afresh")
 
     @classmethod
     def build_train_loader(cls, cfg):
