@@ -2,7 +2,6 @@
 import contextlib
 import json
 import os
-import re
 import sys
 
 from detectron2.engine import default_argument_parser
@@ -15,7 +14,7 @@ from ..modeling.checkpoint import WSISCheckpointer, unloaded_weights_error
 from .launch import launch
 from .run_lock import training_lock
 from .setup import check_weights, setup
-from .trainer import Trainer
+from .trainer import Trainer, error_line
 
 
 def run(args):
@@ -87,11 +86,3 @@ def main(argv=None, prog=None):
     except (ConfigError, AnnotationError) as e:  # found once the data or weights load (here when one process)
         raise SystemExit(f"error: {error_line(e)}")
 
-
-def error_line(error: Exception) -> str:
-    """The message of ``error``; of one re-raised from a DataLoader worker (whose message is the
-    worker's whole traceback), only the original message."""
-    text = str(error).strip()
-    if "Original Traceback" in text:
-        text = re.sub(r"^[\w.]+: ", "", text.splitlines()[-1])
-    return text

@@ -6,6 +6,7 @@ time / ETA logging, TensorBoard, periodic evaluation) is DefaultTrainer's own.
 """
 import logging
 import os
+import re
 import weakref
 
 from detectron2.data import (DatasetFromList, MetadataCatalog, build_detection_test_loader,
@@ -14,6 +15,7 @@ from detectron2.engine import DefaultTrainer, TrainerBase
 from detectron2.utils import comm
 
 from ..config import ConfigError
+from ..data.checks import AnnotationError
 from ..data.config_checks import check_datasets_fit_model
 from ..data.mapper import WSISDatasetMapper
 from ..evaluation import build_coco_evaluator
@@ -23,6 +25,32 @@ from ..modeling.teacher import EMAUpdateHook
 from .visualize import save_prediction_pictures
 
 logger = logging.getLogger(__name__)
+
+
+def error_line(error: Exception) -> str:
+    """The message of ``error``; of one re-raised from a DataLoader worker (whose message is the
+    worker's whole traceback), only the original message."""
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        text = re.sub(r"^[\w.]+: ", "", text.splitlines()[-1])
+    return text
+
+
+class _OneLineTrainingErrors(logging.Filter):
+    """detectron2's training loop logs any exception with its traceback before raising it again; a
+    :class:`ConfigError` / :class:`AnnotationError` (an unreadable image met in training) is logged as
+    its one line, which is also what the command prints."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, (ConfigError, AnnotationError)):
+            record.msg, record.args, record.exc_info, record.exc_text = f"Stopped: {error_line(error)}", (), None, None
+        return True
+
+
+_TRAIN_LOOP_LOGGER = logging.getLogger("detectron2.engine.train_loop")
+if not any(isinstance(f, _OneLineTrainingErrors) for f in _TRAIN_LOOP_LOGGER.filters):
+    _TRAIN_LOOP_LOGGER.addFilter(_OneLineTrainingErrors())
 
 
 def training_dataset_dicts(cfg) -> list:
