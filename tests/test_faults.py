@@ -435,3 +435,19 @@ def test_resume_of_a_checkpoint_written_under_detectron2_v0_6_works_on_main(two_
     trainer.checkpointer.save("model_again")
     saved = torch.load(run / "model_again.pth", map_location="cpu", weights_only=False)
     assert "optimizer" in saved["trainer"]["_trainer"]
+
+
+# ---- cases beyond the issue's, met while trying it as a new user ---------------------------------------
+
+def test_cut_short_weights_and_an_empty_last_checkpoint_are_one_line(two_checkpoints, tiny_shapes, tmp_path):
+    _, out = two_checkpoints
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes((out / "model_final.pth").read_bytes()[:5000])
+    with pytest.raises(SystemExit, match=rf"error: MODEL.WEIGHTS: {cut}: cannot be read as a checkpoint \("):
+        cli_main(["train", "--config-file", CONDINST, "--eval-only", "MODEL.WEIGHTS", str(cut),
+                  *_tiny_train_opts(tiny_shapes["root"], tmp_path / "eval")])
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last_checkpoint").write_text("")
+    with pytest.raises(SystemExit, match=rf"error: --resume: no checkpoint in {tmp_path / 'run'} can be read "
+                                         rf"\({tmp_path / 'run' / 'last_checkpoint'} is empty\)"):
+        cli_main(["train", "--config-file", CONDINST, "--resume", *_tiny_train_opts(tiny_shapes["root"], tmp_path / "run")])

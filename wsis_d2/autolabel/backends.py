@@ -19,9 +19,9 @@ import torch
 from detectron2.engine import DefaultPredictor
 from detectron2.structures import Boxes, pairwise_iou
 
-from ..config import build_config
+from ..config import ConfigError, build_config
 from ..data.pixels import box_pixel_ranges
-from ..modeling.checkpoint import WSISCheckpointer, unloaded_weights_error
+from ..modeling.checkpoint import WSISCheckpointer, unloaded_weights_error, weights_file_problem
 
 # name (as on the command line) -> backend class; add yours with @register_backend("name")
 AUTOLABEL_BACKENDS: Dict[str, type] = {}
@@ -157,6 +157,9 @@ class ModelBackend:
 
     def __init__(self, config_file: str, weights: str, fallback: str = "grabcut", match_iou: float = 0.5,
                  score_thresh: float = 0.05, opts=()):
+        problem = weights_file_problem(weights)
+        if problem is not None:
+            raise ConfigError(f"--weights {problem}")
         cfg = build_config(config_file, list(opts) + ["MODEL.WEIGHTS", weights])
         self.predictor = DefaultPredictor(cfg)
         unloaded = _weights_left_unloaded(self.predictor.model, weights)

@@ -23,6 +23,13 @@ from ..config import ConfigError
 logger = logging.getLogger(__name__)
 
 
+def weights_file_problem(weights: str) -> Optional[str]:
+    """:func:`checkpoint_problem` of a local ``.pth`` / ``.pt`` weights path (other files and URLs: None)."""
+    if "://" in weights or not weights.endswith((".pth", ".pt")) or not os.path.isfile(weights):
+        return None
+    return checkpoint_problem(weights)
+
+
 def checkpoint_problem(path: str) -> Optional[str]:
     """Why the checkpoint file ``path`` cannot be loaded (missing, cut short, corrupt), or None.
 
@@ -106,7 +113,10 @@ class WSISCheckpointer(DetectionCheckpointer):
                         key=os.path.getmtime, reverse=True)
         errors = []
         for candidate in [last] + others:
-            problem = checkpoint_problem(candidate) if candidate else f"{self.save_dir}/last_checkpoint is empty"
+            if not os.path.basename(candidate):
+                errors.append(f"{os.path.join(self.save_dir, 'last_checkpoint')} is empty")
+                continue
+            problem = checkpoint_problem(candidate)
             if problem is not None:
                 errors.append(problem)
                 continue
