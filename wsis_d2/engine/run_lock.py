@@ -42,12 +42,16 @@ def acquire(output_dir: str) -> bool:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         holder = os.pread(fd, 4096, 0).decode(errors="replace")
         os.close(fd)
         raise ConfigError(f"OUTPUT_DIR {output_dir} is in use by another training ({_describe(holder)}); "
                           "two runs in one folder overwrite each other's checkpoints: wait for it to end "
                           "(then --resume continues it) or choose another OUTPUT_DIR") from None
+    except OSError as e:  # a file system without locks (some network mounts): run, as before, unguarded
+        os.close(fd)
+        logger.warning(f"Cannot lock {path} ({e}): nothing keeps a second training out of {output_dir}")
+        return False
     previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
     if previous and previous != _RELEASED:
         logger.warning(f"The previous training in {output_dir} ({_describe(previous)}) ended without releasing "
