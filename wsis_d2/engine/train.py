@@ -40,8 +40,9 @@ def run(args):
             with open(out, "w") as f:
                 json.dump(results, f, indent=1)
         return results
-    # main() took the lock before starting the processes; a direct call (pipelines) takes it here
-    check_run_config(cfg, comm.get_world_size())  # main() checked it already; a direct call (pipelines) here
+    # main() checked the config and took the lock before starting the processes; a direct call
+    # (pipelines) does both here
+    check_run_config(cfg, comm.get_world_size())
     with training_lock(cfg.OUTPUT_DIR) if comm.get_world_size() == 1 else contextlib.nullcontext():
         trainer = Trainer(cfg)
         trainer.resume_or_load(resume=args.resume)
@@ -85,4 +86,3 @@ def main(argv=None, prog=None):
                    dist_url=args.dist_url, args=(args,))
     except (ConfigError, AnnotationError) as e:  # found once the data or weights load (here when one process)
         raise SystemExit(f"error: {error_line(e)}")
-
