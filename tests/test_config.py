@@ -128,7 +128,12 @@ def test_runs_without_usable_weights_are_refused(tmp_path, monkeypatch):
     cfg.MODEL.WEIGHTS = str(tmp_path / "model_final.pth")
     with pytest.raises(ConfigError, match=r"MODEL.WEIGHTS: .*model_final.pth: no such file"):
         check_weights(cfg, eval_only=False, resume=False)
-    (tmp_path / "model_final.pth").write_bytes(b"")
+    (tmp_path / "model_final.pth").write_bytes(b"")  # cut short (a full disk): refused before anything loads
+    with pytest.raises(ConfigError, match=r"MODEL.WEIGHTS: .*model_final.pth: cannot be read as a checkpoint"):
+        check_weights(cfg, eval_only=True, resume=False)
+    import torch
+
+    torch.save({"model": {}}, tmp_path / "model_final.pth")
     check_weights(cfg, eval_only=True, resume=False)
     # a URL is fetched before anything else loads; one that cannot be is refused with what to do
     cfg.MODEL.WEIGHTS = "http://127.0.0.1:9/R-50.pkl"  # the discard port: nothing answers

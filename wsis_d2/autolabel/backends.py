@@ -19,9 +19,9 @@ import torch
 from detectron2.engine import DefaultPredictor
 from detectron2.structures import Boxes, pairwise_iou
 
-from ..config import build_config
+from ..config import ConfigError, build_config
 from ..data.pixels import box_pixel_ranges
-from ..modeling.checkpoint import WSISCheckpointer, unloaded_weights_error
+from ..modeling.checkpoint import WSISCheckpointer, unloaded_weights_error, weights_file_problem
 
 # name (as on the command line) -> backend class; add yours with @register_backend("name")
 AUTOLABEL_BACKENDS: Dict[str, type] = {}
@@ -64,7 +64,9 @@ class GrabCutBackend:
     Outside the box is sure background, inside probable foreground; labelled
     points seed sure foreground (1) / background (0). GrabCut runs on a crop of
     the box plus ``margin`` (share of the box size, at least ``min_margin_px``)
-    for speed, its result is clipped to the box, and a mask covering less than
+    for speed, downscaled to at most ``max_side`` pixels a side (the mask is
+    scaled back), so a box of a 6000x4000 photo costs what a small one does;
+    its result is clipped to the box, and a mask covering less than
     ``min_fill`` of the box (GrabCut collapsed, or failed) falls back to the
     filled box. GrabCut's colour models start from k-means on OpenCV's global
     random generator; it is seeded with ``seed`` before each box, so a box's mask
@@ -72,13 +74,14 @@ class GrabCutBackend:
     """
 
     def __init__(self, iterations: int = 5, margin: float = 0.25, min_margin_px: int = 8,
-                 min_fill: float = 0.05, point_radius: int = 1, seed: int = 0):
+                 min_fill: float = 0.05, point_radius: int = 1, seed: int = 0, max_side: int = 512):
         self.iterations = iterations
         self.margin = margin
         self.min_margin_px = min_margin_px
         self.min_fill = min_fill
         self.point_radius = point_radius
         self.seed = seed
+        self.max_side = max_side
 
     def _one(self, image: np.ndarray, box, points) -> np.ndarray:
         h, w = image.shape[:2]
@@ -88,26 +91,38 @@ class GrabCutBackend:
         mx = max(int(self.margin * (c1 - c0)), self.min_margin_px)
         y0, y1, x0, x1 = max(r0 - my, 0), min(r1 + my, h), max(c0 - mx, 0), min(c1 + mx, w)
         crop_box = box_mask[y0:y1, x0:x1]
-        init = np.where(crop_box, cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
+        crop = image[y0:y1, x0:x1]
+        # GrabCut's cost grows with the pixels: a large box (a 6000x4000 photo) is cut at most max_side
+        # pixels a side and its mask scaled back
+        scale = min(1.0, self.max_side / max(crop.shape[:2]))
+        if scale < 1.0:
+            size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+            crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+            small_box = cv2.resize(crop_box.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        else:
+            small_box = crop_box
+        init = np.where(small_box, cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
         if points is not None:
             for (px, py), label in zip(*points):
                 if label < 0:
                     continue
-                cx, cy = int(px) - x0, int(py) - y0
-                if 0 <= cx < x1 - x0 and 0 <= cy < y1 - y0:
+                cx, cy = int((px - x0) * scale), int((py - y0) * scale)
+                if 0 <= cx < init.shape[1] and 0 <= cy < init.shape[0]:
                     cv2.circle(init, (cx, cy), self.point_radius, int(cv2.GC_FGD if label == 1 else cv2.GC_BGD), -1)
         if not (init == cv2.GC_BGD).any() or (init == cv2.GC_BGD).all():
             return box_mask  # GrabCut needs samples of both sides
         try:
             bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
             cv2.setRNGSeed(self.seed)
-            cv2.grabCut(np.ascontiguousarray(image[y0:y1, x0:x1]), init, None, bgd, fgd, self.iterations,
-                        cv2.GC_INIT_WITH_MASK)
+            cv2.grabCut(np.ascontiguousarray(crop), init, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK)
         except cv2.error as e:  # e.g. no background sample when the box fills the image
             logger.debug("GrabCut failed on box %s: %s; using the filled box", list(box), e)
             return box_mask
+        fg = (init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)
+        if scale < 1.0:  # back to the crop's size, the edge smoothed by linear interpolation
+            fg = cv2.resize(fg.astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR) >= 0.5
         mask = np.zeros((h, w), bool)
-        mask[y0:y1, x0:x1] = ((init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)) & crop_box
+        mask[y0:y1, x0:x1] = fg & crop_box
         if mask.sum() < self.min_fill * box_mask.sum():
             return box_mask
         return mask
@@ -122,11 +137,11 @@ class GrabCutBackend:
 def _weights_left_unloaded(model, weights: str) -> list:
     """Names of ``model``'s weights that the checkpoint ``weights`` leaves at their initial values
     (:func:`~wsis_d2.modeling.checkpoint.unloaded_weight_names`). Asked of detectron2's own loader
-    (``_load_file`` / ``_load_model``, the checkpointer's extension points), so its name matching
-    (``module.`` prefixes, ``.pkl`` files, URLs) is what is checked.
+    through its public ``load`` (detectron2 after v0.6 asserts that ``_load_file`` runs inside it), so
+    its name matching (``module.`` prefixes, ``.pkl`` files, URLs) is what is checked.
     """
     checkpointer = WSISCheckpointer(model)
-    checkpointer._load_model(checkpointer._load_file(checkpointer.path_manager.get_local_path(weights)))
+    checkpointer.load(weights, checkpointables=[])
     return checkpointer.unloaded_weights
 
 
@@ -142,6 +157,9 @@ class ModelBackend:
 
     def __init__(self, config_file: str, weights: str, fallback: str = "grabcut", match_iou: float = 0.5,
                  score_thresh: float = 0.05, opts=()):
+        problem = weights_file_problem(weights)
+        if problem is not None:
+            raise ConfigError(f"--weights {problem}")
         cfg = build_config(config_file, list(opts) + ["MODEL.WEIGHTS", weights])
         self.predictor = DefaultPredictor(cfg)
         unloaded = _weights_left_unloaded(self.predictor.model, weights)

@@ -10,6 +10,7 @@ from detectron2.utils.logger import setup_logger
 from ..config import ConfigError
 from ..data.checks import AnnotationError
 from ..utils.args import load_json_arg, positive_int
+from ..utils.paths import same_file
 from .backends import AUTOLABEL_BACKENDS
 from .labeler import autolabel
 
@@ -42,8 +43,8 @@ def main(argv=None):
     out = Path(args.output) if args.output else src.with_name(f"{src.stem}_{args.backend}.json")
     if not src.is_file():
         parser.error(f"{src}: no such file")
-    if out.resolve() == src.resolve():
-        parser.error(f"{out}: would overwrite the input; choose another --output")
+    if same_file(out, src):  # the same path, a symlink or a hard link to the input
+        parser.error(f"{out}: would overwrite the input {src}; choose another --output")
     if out.is_dir():
         parser.error(f"{out} is a folder; --output names the JSON file to write")
     if out.exists() and not args.overwrite:
@@ -66,5 +67,6 @@ def main(argv=None):
     out.write_text(json.dumps(labelled))
     iou = stats["mean_iou_vs_input_masks"]
     print(f"{stats['annotations']} masks for {stats['images']} images in {stats['seconds']} s "
-          f"({stats['images_per_s']} images/s), {stats['skipped']} skipped"
+          f"({stats['images_per_s']} images/s; per image {stats['seconds_per_image_mean']} s, at most "
+          f"{stats['seconds_per_image_max']} s for {stats['slowest_image']}), {stats['skipped']} skipped"
           + (f", mean IoU vs the input's masks {iou}" if iou is not None else "") + f" -> {out}")

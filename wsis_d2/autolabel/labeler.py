@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..data.checks import (AnnotationError, annotation_image_id, check_annotation, check_image, check_top_level,
                            duplicate_image_ids, is_id)
+from ..data.images import read_checked_image
 from ..data.rle import encode_mask, to_rle
 from .backends import AUTOLABEL_BACKENDS
 
@@ -31,17 +32,18 @@ IN_PROCESS_BACKENDS = ("model",)
 _worker_backend = None
 
 
-def _label_image(task) -> Tuple[int, Optional[str], List[Tuple[int, dict]]]:
-    """(image id, error or None, [(annotation index in the file, RLE)]) for one image."""
+def _label_image(task) -> Tuple[int, Optional[str], List[Tuple[int, dict]], float]:
+    """(image id, error or None, [(annotation index in the file, RLE)], seconds) for one image."""
+    start = time.perf_counter()
     image_id, path, (height, width), ann_indices, boxes, points = task
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        return image_id, f"{path}: cannot be read as an image", []
+    image, problem = read_checked_image(path, "BGR")  # a truncated file fails here, not silently
+    if problem is not None:
+        return image_id, problem, [], time.perf_counter() - start
     if image.shape[:2] != (height, width):
         return image_id, (f"{path}: the image is {image.shape[1]}x{image.shape[0]} but the JSON says "
-                          f"'width' {width}, 'height' {height}"), []
+                          f"'width' {width}, 'height' {height}"), [], time.perf_counter() - start
     masks = _worker_backend(image, np.asarray(boxes, np.float64).reshape(-1, 4), points)
-    return image_id, None, [(k, encode_mask(m)) for k, m in zip(ann_indices, masks)]
+    return image_id, None, [(k, encode_mask(m)) for k, m in zip(ann_indices, masks)], time.perf_counter() - start
 
 
 def _init_worker(name: str, options: dict) -> None:
@@ -132,7 +134,7 @@ def autolabel(coco: dict, json_file: str, image_root: str, backend: str = "grabc
         logger.warning("skipped: %s", message)
 
     start = time.perf_counter()
-    results, labelled_images, failed = {}, 0, set()
+    results, labelled_images, failed, image_seconds = {}, 0, set(), {}
     bar = tqdm(total=len(tasks), desc=f"autolabel ({backend})", unit="img", disable=not progress)
     if backend in IN_PROCESS_BACKENDS or workers <= 1:
         _init_worker(backend, options)
@@ -142,8 +144,9 @@ def autolabel(coco: dict, json_file: str, image_root: str, backend: str = "grabc
         pool = mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(backend, options))
         outputs = pool.imap_unordered(_label_image, tasks, chunksize=4)
     try:
-        for image_id, error, encoded in outputs:
+        for image_id, error, encoded, image_time in outputs:
             bar.update(1)
+            image_seconds[image_id] = image_time
             if error is not None:
                 if not skip_bad:
                     raise AnnotationError(f"{json_file}: image id {image_id}: {error}")
@@ -170,12 +173,17 @@ def autolabel(coco: dict, json_file: str, image_root: str, backend: str = "grabc
             ious.append(float(mask_util.iou([rle], [gt], [0])[0, 0]))
         annotations.append(dict(ann, segmentation=rle, area=float(mask_util.area(rle))))
     out["images"] = [copy.deepcopy(img) for image_id, img in images.items() if image_id not in failed]
+    slowest = max(image_seconds, key=image_seconds.get) if image_seconds else None
     out["annotations"] = annotations
     stats = {
         "backend": backend, "images": labelled_images, "annotations": len(annotations),
         "skipped": len(skipped), "seconds": round(seconds, 2),
         "images_per_s": round(len(tasks) / seconds, 2) if seconds > 0 else None,
         "mean_iou_vs_input_masks": round(float(np.mean(ious)), 4) if ious else None,
+        # per image, in the worker that labelled it
+        "seconds_per_image_mean": round(float(np.mean(list(image_seconds.values()))), 3) if image_seconds else None,
+        "seconds_per_image_max": round(image_seconds[slowest], 3) if slowest is not None else None,
+        "slowest_image": images[slowest]["file_name"] if slowest is not None else None,
     }
     out["info"] = dict(out.get("info", {}), autolabel=dict(stats, source=os.path.basename(json_file)))
     return out, stats

@@ -22,6 +22,10 @@ def add_wsis_config(cfg: CN) -> CN:
     _C.WSIS.VIS_NUM_IMAGES = 4
     # Score threshold for the drawn predictions.
     _C.WSIS.VIS_SCORE_THRESH = 0.3
+    # A training image that cannot be read (truncated, corrupt, another size than its JSON entry):
+    # False stops training with one line naming it; True logs it and trains on another image
+    # (what `train --skip-bad` sets).
+    _C.WSIS.SKIP_BAD_IMAGES = False
     # Benchmark-only: every PERIOD iterations (0 = never), the mean IoU of a
     # teacher-student model's kept pseudo masks against the GT masks of the first
     # NUM_IMAGES images of DATASET (a view of the training images with masks,

@@ -34,3 +34,33 @@ def check_increasing_pair(cfg, key: str, low: float = 0.0, high: float = 1.0) ->
     value = config_value(cfg, key)
     if len(value) != 2 or not low <= value[0] <= value[1] <= high:
         raise ConfigError(f"{key} is {tuple(value)!r}; it must be two values a <= b in [{low:g}, {high:g}]")
+
+
+# detectron2 keys that fail as an assertion or a worker traceback (or train silently wrong) out of range
+TRAINING_RANGES = {
+    "SOLVER.IMS_PER_BATCH": "[1, inf)",
+    "SOLVER.MAX_ITER": "[0, inf)",
+    "SOLVER.BASE_LR": "[0, inf)",
+    "SOLVER.CHECKPOINT_PERIOD": "[1, inf)",
+    "DATALOADER.NUM_WORKERS": "[0, inf)",
+    "INPUT.MAX_SIZE_TRAIN": "[1, inf)",
+}
+TEST_RANGES = {"INPUT.MIN_SIZE_TEST": "[0, inf)", "INPUT.MAX_SIZE_TEST": "[1, inf)"}
+
+
+def check_run_config(cfg, num_processes: int = 1, training: bool = True) -> None:
+    """Raise :class:`ConfigError` for detectron2 solver / input values a run cannot use, before any data
+    loads or process starts: a batch of 0, negative sizes, a batch that the processes cannot share."""
+    check_ranges(cfg, TEST_RANGES)
+    if not training:
+        return
+    check_ranges(cfg, TRAINING_RANGES)
+    sizes = tuple(cfg.INPUT.MIN_SIZE_TRAIN)
+    if not sizes or any(size <= 0 for size in sizes):
+        raise ConfigError(f"INPUT.MIN_SIZE_TRAIN is {sizes!r}; it must hold sizes > 0 (pixels of the short side)")
+    if cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING == "range" and len(sizes) != 2:
+        raise ConfigError(f"INPUT.MIN_SIZE_TRAIN is {sizes!r}; with INPUT.MIN_SIZE_TRAIN_SAMPLING 'range' it must be "
+                          "two sizes (low, high)")
+    if cfg.SOLVER.IMS_PER_BATCH % num_processes:
+        raise ConfigError(f"SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH} is the batch of all {num_processes} "
+                          "processes together; it must be divisible by their number")

@@ -11,6 +11,7 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
+from ..data.images import read_checked_image
 from .common import ConversionReport, mask_annotation
 
 BACKGROUND_LABEL = "_background_"
@@ -45,6 +46,14 @@ def convert_labelme(json_dir: str) -> Tuple[dict, ConversionReport]:
         if not (json_dir / file_name).is_file():
             report.skip(str(path), f"its image {json_dir / file_name} is missing")
             continue
+        image, problem = read_checked_image(str(json_dir / file_name))
+        if problem is not None:
+            report.skip(str(path), problem)
+            continue
+        if image.shape[:2] != (height, width):  # the pixels decide: the polygons are drawn on them
+            report.note(str(path), f"imageHeight/imageWidth say {width}x{height}, but {file_name} is "
+                        f"{image.shape[1]}x{image.shape[0]}: the image's size is used")
+            height, width = image.shape[:2]
         image_id = len(images) + 1
         images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
         objects: Dict[tuple, List[np.ndarray]] = {}

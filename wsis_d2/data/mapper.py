@@ -11,13 +11,23 @@ image (flip, resize) and stored per instance as
 
 Which fields an image yields is decided by its annotations alone: a box view
 yields no ``gt_masks``, a point view yields points and no ``gt_masks``.
+
+An image that cannot be read (truncated, corrupt, not the size its JSON entry says) raises
+:class:`~wsis_d2.data.checks.AnnotationError` naming the file; in training with
+``WSIS.SKIP_BAD_IMAGES`` it is logged once and detectron2's loader takes another image instead.
 """
+import logging
+
 import numpy as np
 import torch
 from detectron2.config import configurable
 from detectron2.data import DatasetMapper
 from detectron2.data import detection_utils as utils
 from detectron2.structures import Instances
+
+from .checks import AnnotationError
+
+logger = logging.getLogger(__name__)
 
 
 def points_to_tensors(annos, transforms, image_shape, points_per_instance: int = 0):
@@ -56,17 +66,43 @@ class WSISDatasetMapper(DatasetMapper):
     """
 
     @configurable
-    def __init__(self, is_train: bool = True, *, points_per_instance: int = 0, **kwargs):
+    def __init__(self, is_train: bool = True, *, points_per_instance: int = 0, skip_bad_images: bool = False,
+                 **kwargs):
         super().__init__(is_train, **kwargs)
         if points_per_instance < 0:
             raise ValueError(f"INPUT.POINTS_PER_INSTANCE must be >= 0, got {points_per_instance}")
         self.points_per_instance = points_per_instance
+        self.skip_bad_images = skip_bad_images and is_train  # a test set is scored on every image
+        # images to map instead of an unreadable one (set by the trainer: the training set)
+        self.fallback_dataset = None
+        self._skipped = set()
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
         ret = super().from_config(cfg, is_train)
         ret["points_per_instance"] = cfg.INPUT.POINTS_PER_INSTANCE
+        ret["skip_bad_images"] = cfg.WSIS.SKIP_BAD_IMAGES
         return ret
+
+    def __call__(self, dataset_dict):
+        for _ in range(self.MAX_BAD_IN_A_ROW):
+            try:
+                return super().__call__(dataset_dict)
+            except (OSError, SyntaxError, utils.SizeMismatchError) as e:  # Pillow's read, or check_image_size
+                file_name = dataset_dict.get("file_name")
+                reason = f"{file_name}: cannot be used as an image ({type(e).__name__}: {e})"
+                if not self.skip_bad_images or self.fallback_dataset is None:
+                    raise AnnotationError(f"{reason}; fix or remove it, or pass --skip-bad (WSIS.SKIP_BAD_IMAGES "
+                                          "True) to train on the other images") from None
+                if file_name not in self._skipped:  # once per file and loader process
+                    self._skipped.add(file_name)
+                    logger.warning(f"skipped: {reason}")
+            # another image in its place (detectron2's own retry on None fails on Python >= 3.11)
+            dataset_dict = self.fallback_dataset[np.random.randint(len(self.fallback_dataset))]
+        raise AnnotationError(f"{self.MAX_BAD_IN_A_ROW} training images in a row could not be used (the last "
+                              f"{reason}); is the image folder right?")
+
+    MAX_BAD_IN_A_ROW = 20
 
     def _transform_annotations(self, dataset_dict, transforms, image_shape):
         annos = [

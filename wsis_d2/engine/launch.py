@@ -5,9 +5,14 @@ a machine without CUDA this starts the worker processes itself with the gloo
 backend, sets up detectron2's local process group and makes the trainer's
 DistributedDataParallel wrap CPU modules (which take no ``device_ids``).
 With CUDA, or a single process, it is detectron2's own ``launch``.
+
+A :class:`ConfigError` or :class:`AnnotationError` raised in a worker process (a check that needs
+the data loaded) is raised again in the launching process, so that the command ends with its one
+line instead of the worker's traceback.
 """
 import logging
 import os
+import re
 import socket
 from datetime import timedelta
 
@@ -16,6 +21,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from detectron2.engine import launch as d2_launch
 from detectron2.utils import comm
+from torch.multiprocessing.spawn import ProcessRaisedException
+
+from ..config import ConfigError
+from ..data.checks import AnnotationError
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +73,32 @@ def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank
         dist.destroy_process_group()
 
 
+# errors whose message is the whole story (raised by wsis-d2's checks), by class name
+ONE_LINE_ERRORS = {"ConfigError": ConfigError, "AnnotationError": AnnotationError}
+
+
+def _one_line_error(error: ProcessRaisedException):
+    """The worker's own error when the traceback ends in one of :data:`ONE_LINE_ERRORS`, else None."""
+    last = str(error).strip().splitlines()[-1]
+    match = re.match(r"^wsis_d2\.[\w.]+\.(\w+): (.*)$", last)
+    if match and match.group(1) in ONE_LINE_ERRORS:
+        return ONE_LINE_ERRORS[match.group(1)](match.group(2))
+    return None
+
+
 def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
            dist_url: str = None, args=(), timeout=DEFAULT_TIMEOUT):
     """``detectron2.engine.launch`` with a gloo/CPU path (``num_gpus_per_machine`` = processes)."""
+    try:
+        _launch(main_func, num_gpus_per_machine, num_machines, machine_rank, dist_url, args, timeout)
+    except ProcessRaisedException as e:
+        error = _one_line_error(e)
+        if error is None:
+            raise
+        raise error from None
+
+
+def _launch(main_func, num_gpus_per_machine, num_machines, machine_rank, dist_url, args, timeout):
     world_size = num_machines * num_gpus_per_machine
     if world_size <= 1 or torch.cuda.is_available():
         return d2_launch(main_func, num_gpus_per_machine, num_machines=num_machines, machine_rank=machine_rank,

@@ -9,6 +9,7 @@ from ..autolabel.shapes_pseudo import SHAPES_PSEUDO_BACKENDS, ensure_pseudo_view
 from ..config import ConfigError, build_config
 from ..data.register import register_shapes, shapes_root
 from ..data.shapes import ensure_shapes
+from ..modeling.checkpoint import weights_file_problem
 
 
 def check_weights(cfg, eval_only: bool, resume: bool) -> None:
@@ -29,6 +30,9 @@ def check_weights(cfg, eval_only: bool, resume: bool) -> None:
                           f"MODEL.WEIGHTS is {weights!r}")
     if weights and "://" not in weights and not os.path.isfile(weights):
         raise ConfigError(f"MODEL.WEIGHTS: {weights}: no such file")
+    problem = weights_file_problem(weights)  # cut short or corrupt: one line now, not torch's traceback later
+    if problem is not None:
+        raise ConfigError(f"MODEL.WEIGHTS: {problem}")
     if "://" in weights:
         _fetch_weights(weights)
 

@@ -1,4 +1,5 @@
 """The train / evaluate entry used by ``projects/train_net.py`` and ``wsis-d2 train``."""
+import contextlib
 import json
 import os
 import sys
@@ -7,11 +8,13 @@ from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
 
 from ..config import ConfigError, build_config
+from ..config.ranges import check_run_config
 from ..data.checks import AnnotationError
 from ..modeling.checkpoint import WSISCheckpointer, unloaded_weights_error
 from .launch import launch
+from .run_lock import training_lock
 from .setup import check_weights, setup
-from .trainer import Trainer
+from .trainer import Trainer, error_line
 
 
 def run(args):
@@ -37,9 +40,13 @@ def run(args):
             with open(out, "w") as f:
                 json.dump(results, f, indent=1)
         return results
-    trainer = Trainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    trainer.train()
+    # main() checked the config and took the lock before starting the processes; a direct call
+    # (pipelines) does both here
+    check_run_config(cfg, comm.get_world_size())
+    with training_lock(cfg.OUTPUT_DIR) if comm.get_world_size() == 1 else contextlib.nullcontext():
+        trainer = Trainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        trainer.train()
     # DefaultTrainer keeps its final evaluation here (it returns it only with TEST.EXPECTED_RESULTS)
     return getattr(trainer, "_last_eval_results", None)
 
@@ -60,15 +67,22 @@ def main(argv=None, prog=None):
     prog = prog or os.path.basename(sys.argv[0])
     parser = default_argument_parser(epilog=_EXAMPLES.format(prog=prog))
     parser.prog = prog
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="log training images that cannot be read and train on the others "
+                             "(WSIS.SKIP_BAD_IMAGES True); default: stop with one line naming the image")
     args = parser.parse_args(argv)
+    if args.skip_bad:
+        args.opts = list(args.opts) + ["WSIS.SKIP_BAD_IMAGES", "True"]
     print("Command Line Args:", args)
     # checked once here, before any process starts, so a mistake is one line and not a traceback per process
     try:
-        check_weights(build_config(args.config_file, args.opts), args.eval_only, args.resume)
-    except ConfigError as e:
-        raise SystemExit(f"error: {e}")
-    try:
-        launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
+        cfg = build_config(args.config_file, args.opts)
+        check_weights(cfg, args.eval_only, args.resume)
+        check_run_config(cfg, args.num_gpus * args.num_machines, training=not args.eval_only)
+        # one training per OUTPUT_DIR, held by this process while the workers run
+        lock = contextlib.nullcontext() if args.eval_only else training_lock(cfg.OUTPUT_DIR)
+        with lock:
+            launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+                   dist_url=args.dist_url, args=(args,))
     except (ConfigError, AnnotationError) as e:  # found once the data or weights load (here when one process)
-        raise SystemExit(f"error: {e}")
+        raise SystemExit(f"error: {error_line(e)}")

@@ -6,12 +6,16 @@ time / ETA logging, TensorBoard, periodic evaluation) is DefaultTrainer's own.
 """
 import logging
 import os
+import re
 import weakref
 
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
-from detectron2.engine import DefaultTrainer
+from detectron2.data import (DatasetFromList, MetadataCatalog, build_detection_test_loader,
+                             build_detection_train_loader, get_detection_dataset_dicts)
+from detectron2.engine import DefaultTrainer, TrainerBase
 from detectron2.utils import comm
 
+from ..config import ConfigError
+from ..data.checks import AnnotationError
 from ..data.config_checks import check_datasets_fit_model
 from ..data.mapper import WSISDatasetMapper
 from ..evaluation import build_coco_evaluator
@@ -21,6 +25,49 @@ from ..modeling.teacher import EMAUpdateHook
 from .visualize import save_prediction_pictures
 
 logger = logging.getLogger(__name__)
+
+
+def error_line(error: Exception) -> str:
+    """The message of ``error``; of one re-raised from a DataLoader worker (whose message is the
+    worker's whole traceback), only the original message."""
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        text = re.sub(r"^[\w.]+: ", "", text.splitlines()[-1])
+    return text
+
+
+class _OneLineTrainingErrors(logging.Filter):
+    """detectron2's training loop logs any exception with its traceback before raising it again; a
+    :class:`ConfigError` / :class:`AnnotationError` (an unreadable image met in training) is logged as
+    its one line, which is also what the command prints."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, (ConfigError, AnnotationError)):
+            record.msg, record.args, record.exc_info, record.exc_text = f"Stopped: {error_line(error)}", (), None, None
+        return True
+
+
+_TRAIN_LOOP_LOGGER = logging.getLogger("detectron2.engine.train_loop")
+if not any(isinstance(f, _OneLineTrainingErrors) for f in _TRAIN_LOOP_LOGGER.filters):
+    _TRAIN_LOOP_LOGGER.addFilter(_OneLineTrainingErrors())
+
+
+def training_dataset_dicts(cfg) -> list:
+    """detectron2's training dicts of ``cfg.DATASETS.TRAIN`` (as its train loader reads them), with a
+    :class:`ConfigError` instead of its assertion when no image is left to train from."""
+    names = list(cfg.DATASETS.TRAIN)
+    if not names:
+        raise ConfigError("DATASETS.TRAIN is empty; name the dataset(s) to train on")
+    try:
+        return get_detection_dataset_dicts(
+            names, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+            min_keypoints=cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE if cfg.MODEL.KEYPOINT_ON else 0,
+            proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None)
+    except AssertionError as e:  # "Dataset 'x' is empty!" / "No valid data found in x."
+        files = [MetadataCatalog.get(n).get("json_file", n) for n in names]
+        raise ConfigError(f"DATASETS.TRAIN {', '.join(names)} ({', '.join(files)}): no image with an annotation "
+                          f"to train from ({e}); its 'annotations' list is empty or holds only iscrowd objects") from None
 
 
 class Trainer(DefaultTrainer):
@@ -46,11 +93,36 @@ class Trainer(DefaultTrainer):
                 hooks.insert(len(hooks) - 1, PseudoMaskQualityHook(self.cfg))
         return hooks
 
+    def state_dict(self):
+        """DefaultTrainer's; the inner trainer's state (the optimizer's) is saved under ``_trainer`` as
+        detectron2 after v0.6 does (v0.6 saves none, and resumes with a fresh optimizer)."""
+        ret = super().state_dict()
+        ret.setdefault("_trainer", self._trainer.state_dict())
+        return ret
+
+    def load_state_dict(self, state_dict):
+        """A checkpoint with or without ``_trainer``: detectron2 after v0.6 requires it (``KeyError:
+        '_trainer'`` on a checkpoint written under v0.6), v0.6 ignores it."""
+        TrainerBase.load_state_dict(self, state_dict)
+        if "_trainer" in state_dict:
+            self._trainer.load_state_dict(state_dict["_trainer"])
+        else:
+            logger.warning("The checkpoint holds no optimizer state (written under detectron2 v0.6): "
+                           "the optimizer's momentum starts afresh")
+
     @classmethod
     def build_train_loader(cls, cfg):
         """detectron2's loader with :class:`WSISDatasetMapper`; then, with the training sets loaded,
-        their classes are checked against the model's and the test sets' (before training starts)."""
-        loader = build_detection_train_loader(cfg, mapper=WSISDatasetMapper(cfg, is_train=True))
+        their classes are checked against the model's and the test sets' (before training starts).
+
+        Raises:
+            ConfigError: the training sets hold no image with an annotation to train from.
+        """
+        dataset = training_dataset_dicts(cfg)
+        mapper = WSISDatasetMapper(cfg, is_train=True)
+        if mapper.skip_bad_images:  # serialized like detectron2's own copy, not a list per worker
+            mapper.fallback_dataset = DatasetFromList(dataset, copy=False)
+        loader = build_detection_train_loader(cfg, mapper=mapper, dataset=dataset)
         check_datasets_fit_model(cfg, cfg.DATASETS.TRAIN, cfg.DATASETS.TEST)
         return loader
 

@@ -1,15 +1,62 @@
-"""detectron2's checkpointer, aware of teacher-student models.
+"""detectron2's checkpointer, aware of teacher-student models, with atomic saves and a resume that
+falls back past an unreadable checkpoint.
 
 A checkpoint of a teacher-student model holds ``student.*`` and ``teacher.model.*``.
 Weights for the student alone (ImageNet backbones, a BoxInst checkpoint) hold
 neither prefix: matched by suffix they would fit both copies, so they are loaded
 into the student and the teacher starts as its copy.
-"""
-from typing import List
 
+A checkpoint (and ``last_checkpoint``) is written to a temporary file renamed over the target, so
+a kill during a save leaves the previous files intact. A file that cannot be read anyway (a disk
+filled up, a copy cut short) makes ``--resume`` warn and take the newest readable checkpoint.
+"""
+import logging
+import os
+import zipfile
+from typing import List, Optional
+
+import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 from ..config import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def weights_file_problem(weights: str) -> Optional[str]:
+    """:func:`checkpoint_problem` of a local ``.pth`` / ``.pt`` weights path (other files and URLs: None)."""
+    if "://" in weights or not weights.endswith((".pth", ".pt")) or not os.path.isfile(weights):
+        return None
+    return checkpoint_problem(weights)
+
+
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why the checkpoint file ``path`` cannot be loaded (missing, cut short, corrupt), or None.
+
+    ``torch.save`` writes a zip archive whose directory sits at its end and whose entries carry CRCs, so
+    a file cut short is no zip and a corrupt one fails ``testzip``; an older non-zip file is test-loaded.
+    """
+    if not os.path.isfile(path):
+        return f"{path}: no such file"
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            return None if bad is None else f"{path}: its entry {bad} is corrupt"
+        torch.load(path, map_location="cpu", weights_only=False)
+        return None
+    except Exception as e:  # torch.load's errors of a broken file vary: RuntimeError, EOFError, pickle's
+        return f"{path}: cannot be read as a checkpoint ({type(e).__name__}: {e})"
+
+
+def _write_atomically(path: str, write) -> None:
+    """``write(file)`` into ``path`` through a temporary file renamed over it (flushed to disk first)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def unloaded_weight_names(incompatible) -> List[str]:
@@ -33,6 +80,52 @@ class WSISCheckpointer(DetectionCheckpointer):
     """After a load, ``unloaded_weights`` holds :func:`unloaded_weight_names` of it."""
 
     unloaded_weights: List[str] = []
+
+    def save(self, name: str, **kwargs) -> None:
+        """fvcore's ``save`` (same contents), written atomically."""
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict()}
+        for key, obj in self.checkpointables.items():
+            data[key] = obj.state_dict()
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        self.logger.info(f"Saving checkpoint to {save_file}")
+        _write_atomically(save_file, lambda f: torch.save(data, f))
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        path = os.path.join(self.save_dir, "last_checkpoint")
+        _write_atomically(path, lambda f: f.write(last_filename_basename.encode()))
+
+    def resume_or_load(self, path: str, *, resume: bool = True):
+        """fvcore's ``resume_or_load``; when resuming, a last checkpoint that cannot be read is reported
+        and the newest readable one of ``save_dir`` is loaded instead.
+
+        Raises:
+            ConfigError: no checkpoint of ``save_dir`` can be read.
+        """
+        if not (resume and self.has_checkpoint()):
+            return super().resume_or_load(path, resume=resume)
+        last = self.get_checkpoint_file()
+        others = sorted((f for f in self.get_all_checkpoint_files() if os.path.basename(f) != os.path.basename(last)),
+                        key=os.path.getmtime, reverse=True)
+        errors = []
+        for candidate in [last] + others:
+            if not os.path.basename(candidate):
+                errors.append(f"{os.path.join(self.save_dir, 'last_checkpoint')} is empty")
+                continue
+            problem = checkpoint_problem(candidate)
+            if problem is not None:
+                errors.append(problem)
+                continue
+            loaded = self.load(candidate)
+            if errors:
+                logger.warning(f"{errors[0]}; resumed from the newest readable checkpoint {candidate} instead")
+            return loaded
+        raise ConfigError(f"--resume: no checkpoint in {self.save_dir} can be read ({'; '.join(errors)}); "
+                          "start without --resume or pass MODEL.WEIGHTS")
 
     def _load_model(self, checkpoint):
         model = getattr(self.model, "module", self.model)
