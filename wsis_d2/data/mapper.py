@@ -65,6 +65,9 @@ class WSISDatasetMapper(DatasetMapper):
         points_per_instance: keep each object's first K points (``INPUT.POINTS_PER_INSTANCE``); 0 = all.
     """
 
+    # with skip_bad_images: this many unreadable images drawn in a row stop training (a wrong image folder)
+    MAX_BAD_IN_A_ROW = 20
+
     @configurable
     def __init__(self, is_train: bool = True, *, points_per_instance: int = 0, skip_bad_images: bool = False,
                  **kwargs):
@@ -101,8 +104,6 @@ class WSISDatasetMapper(DatasetMapper):
             dataset_dict = self.fallback_dataset[np.random.randint(len(self.fallback_dataset))]
         raise AnnotationError(f"{self.MAX_BAD_IN_A_ROW} training images in a row could not be used (the last "
                               f"{reason}); is the image folder right?")
-
-    MAX_BAD_IN_A_ROW = 20
 
     def _transform_annotations(self, dataset_dict, transforms, image_shape):
         annos = [
