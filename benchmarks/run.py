@@ -7,6 +7,7 @@
     python benchmarks/run.py --preset cpu_2x --methods boxinst,boxteacher # the CPU schedule doubled
     python benchmarks/run.py --gpu --methods boxinst                      # the GPU preset
     python benchmarks/run.py --methods boxteacher --seeds 1 --dry-run     # what would run, nothing trains
+    python benchmarks/run.py --preset realphoto --dataset pennfudan --methods condinst,boxinst  # real photos
 
 A variant is ``benchmarks/variants/<name>.yaml``: a shipped config (or ``extends:`` another
 variant), its overrides and a note; a preset (``benchmarks/presets.yaml``) adds schedule and device
@@ -90,6 +91,21 @@ def load_variants(folder: Path = VARIANTS_DIR) -> dict:
 def load_presets(path: Path = PRESETS_FILE) -> dict:
     """{name: {note, overrides}} of the presets file."""
     return yaml.safe_load(path.read_text())
+
+
+def photo_variant(name: str, variant: dict, preset: dict, dataset: str) -> dict:
+    """``variant`` with its shapes config swapped for the preset's (``config_swap``: e.g.
+    ``BoxInst/R18_shapes.yaml`` -> ``BoxInst/MV2_pennfudan.yaml``) on ``dataset``. A variant without
+    such a config, or a pipeline variant, is a ValueError naming it."""
+    swap = preset.get("config_swap")
+    if not swap:
+        return variant
+    if variant.get("pipeline"):
+        raise ValueError(f"variant {name!r}: the {variant['pipeline']} pipeline runs on shapes only")
+    config = variant["config"].replace(swap["from"], swap["to"].format(dataset=dataset))
+    if config == variant["config"] or not Path(model_zoo.get_config_file(config)).is_file():
+        raise ValueError(f"variant {name!r}: no config {config} for this preset (from {variant['config']})")
+    return {**variant, "config": config}
 
 
 def as_opts(overrides: dict) -> list:
@@ -246,14 +262,15 @@ def run_method(method: str, variant: dict, preset: str, preset_opts: list, out_r
 
 
 def fill_ratios(rows: list, date: str, variants: dict) -> None:
-    """ratio_to_full = segm AP / segm AP of the variant's full twin in the same preset: the twin's
+    """ratio_to_full = segm AP / segm AP of the variant's full twin in the same preset and eval set: the twin's
     row of the same results file, else of the newest earlier file that has one."""
     earlier = sorted((p for p in RESULTS_DIR.glob("????-??-??.json") if p.stem < date), reverse=True)
     sources = [(date, rows)] + [(p.stem, read_rows(p)) for p in earlier]
     for r in rows:
         twin_method = variants.get(r["method"], {}).get("full_twin")
         for source_date, source_rows in sources:
-            twin = next((t for t in source_rows if (t["method"], t["preset"]) == (twin_method, r["preset"])), None)
+            twin = next((t for t in source_rows if (t["method"], t["preset"], t.get("eval_set"))
+                         == (twin_method, r["preset"], r.get("eval_set"))), None)
             if twin and twin["segm_AP"] and twin["segm_AP"] > 0:
                 r["ratio_to_full"] = round(r["segm_AP"] / twin["segm_AP"], 3)
                 r["twin_date"] = source_date
@@ -325,6 +342,7 @@ def main(argv=None):
                         help="resolve and print each run's config and overrides, train nothing")
     parser.add_argument("--gpu", action="store_true", help="use the GPU preset (the same as --preset gpu)")
     parser.add_argument("--preset", choices=list(presets), default="cpu", help="schedule and device overrides")
+    parser.add_argument("--dataset", help="the preset's dataset (presets with datasets: e.g. realphoto)")
     parser.add_argument("--seeds", default="",
                         help="comma-separated SEED values: one run per variant and seed (default: one unseeded run)")
     parser.add_argument("--output", default=str(ROOT / "output" / "benchmarks"), help="training output root")
@@ -345,10 +363,19 @@ def main(argv=None):
         parser.error(f"--gpu is --preset gpu; it cannot be combined with --preset {args.preset}")
     preset = "gpu" if args.gpu else args.preset
     preset_opts = as_opts(presets[preset]["overrides"])
-    date = datetime.date.today().isoformat()
-    out_root = Path(args.output) / f"{date}-{preset}"
+    datasets = presets[preset].get("datasets", [])
+    if datasets and args.dataset not in datasets:
+        parser.error(f"--preset {preset} needs --dataset, one of {datasets}")
+    if args.dataset and not datasets:
+        parser.error(f"--preset {preset} runs on shapes: no --dataset")
     # rows made by another variant's run (PointWSSIS's teacher) come from running that variant
     methods = list(dict.fromkeys(variants[m].get("made_by", m) for m in methods))
+    try:
+        variants = {**variants, **{m: photo_variant(m, variants[m], presets[preset], args.dataset) for m in methods}}
+    except ValueError as e:
+        parser.error(str(e))
+    date = datetime.date.today().isoformat()
+    out_root = Path(args.output) / "-".join([date, preset] + ([args.dataset] if args.dataset else []))
     # seed-major: an interrupted series still holds every variant at the seeds it finished
     for seed in seeds:
         for method in methods:

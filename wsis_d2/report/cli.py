@@ -2,6 +2,7 @@
 every seeded setting against that method, seed by seed.
 
     wsis-d2 report --results benchmarks/results/????-??-??.json [--output-dir DIR] [--preset cpu] [--variants]
+    wsis-d2 report --results ... --preset realphoto --eval-set pennfudan_val --baseline boxinst
     wsis-d2 report --results ... --baseline boxinst [--exclude-class ring] [--seeds 6 7 8 9]
 """
 import argparse
@@ -21,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", default="output/report")
     parser.add_argument("--preset", default="cpu",
                         help="benchmark preset to report (cpu | cpu_2x | gpu: benchmarks/presets.yaml)")
+    parser.add_argument("--eval-set", default=None,
+                        help="only rows evaluated on this dataset (presets over several datasets, e.g. realphoto: "
+                             "pennfudan_val or balloon_val); pairing needs one")
     parser.add_argument("--variants", action="store_true",
                         help="also plot the variants of each method (hollow markers); the table always lists them")
     parser.add_argument("--baseline", default=None,
@@ -41,11 +45,12 @@ def main(argv=None) -> int:
     if args.seeds and not args.baseline:
         parser.error("--seeds selects the seeds paired with a baseline: pass --baseline METHOD too")
     try:
-        rows = load_rows(args.results, args.preset)
+        rows = load_rows(args.results, args.preset, eval_set=args.eval_set)
         if not rows:
-            raise ValueError(f"no rows of preset {args.preset!r} in {args.results}")
+            raise ValueError(f"no rows of preset {args.preset!r}" + (f" on {args.eval_set}" if args.eval_set else "")
+                             + f" in {args.results}")
         # the paired table first: a bad --baseline stops the report before anything is written
-        paired = (write_paired_report(load_rows(args.results, args.preset, by_setting=True), args.baseline,
+        paired = (write_paired_report(load_rows(args.results, args.preset, by_setting=True, eval_set=args.eval_set), args.baseline,
                                       args.output_dir, args.exclude_class, args.seeds) if args.baseline else None)
         paths = write_report(rows, args.output_dir, variants=args.variants)
     except ValueError as e:

@@ -63,6 +63,10 @@ def paired_seed_differences(rows: List[dict], baseline: str, exclude_classes: It
     presets = {r["preset"] for r in rows}
     if len(presets) > 1:
         raise ValueError(f"rows of presets {sorted(presets)}: pair seeds within one (load_rows(..., preset=...))")
+    eval_sets = {r.get("eval_set") for r in rows}
+    if len(eval_sets) > 1:
+        raise ValueError(f"rows of eval sets {sorted(map(str, eval_sets))}: pair seeds within one "
+                         "(load_rows(..., eval_set=...), wsis-d2 report --eval-set)")
     seeded = [r for r in rows if r.get("seed") is not None]
     settings = {}
     for row in seeded:

@@ -82,8 +82,8 @@ def read_rows(path) -> List[dict]:
 
 
 def row_key(row: dict) -> tuple:
-    """What one run is: a rerun with the same key replaces the row (seeded repeats stay apart)."""
-    return row["method"], row["preset"], row.get("seed")
+    """What one run is: a rerun with the same key replaces the row (seeded repeats and datasets stay apart)."""
+    return row["method"], row["preset"], row.get("seed"), row.get("eval_set")
 
 
 def setting(row: dict) -> str:
@@ -146,18 +146,19 @@ def config_file(row: dict) -> Optional[str]:
     return None
 
 
-def load_rows(files: Iterable[str], preset: str = None, by_setting: bool = False) -> List[dict]:
-    """Rows of benchmark result files (only ``preset``'s when given); a (method, preset, seed) seen
-    again later (a later file, or further down one file) replaces the earlier row (seeded repeats stay
-    apart). With ``by_setting`` a row is keyed by its resolved config (:func:`setting`) instead of its
-    method name, so that the seeds of a setting run under two names (a variant that later became the
-    preset) pool, the later run of a seed winning. The rows come in the order of their runs."""
+def load_rows(files: Iterable[str], preset: str = None, by_setting: bool = False, eval_set: str = None) -> List[dict]:
+    """Rows of benchmark result files (only ``preset``'s and ``eval_set``'s when given); a (method,
+    preset, seed, eval set) seen again later (a later file, or further down one file) replaces the
+    earlier row (seeded repeats stay apart). With ``by_setting`` a row is keyed by its resolved config
+    (:func:`setting`) instead of its method name, so that the seeds of a setting run under two names (a
+    variant that later became the preset) pool, the later run of a seed winning. The rows come in the
+    order of their runs."""
     rows = {}
     for path in files:
         for row in read_rows(path):
-            if preset is None or row["preset"] == preset:
-                method, row_preset, seed = row_key(row)
-                key = (setting(row) if by_setting else method, row_preset, seed)
+            if (preset is None or row["preset"] == preset) and (eval_set is None or row.get("eval_set") == eval_set):
+                method, row_preset, seed, row_eval_set = row_key(row)
+                key = (setting(row) if by_setting else method, row_preset, seed, row_eval_set)
                 rows.pop(key, None)  # re-inserted: the dict's order stays the order of the runs
                 rows[key] = row
     return list(rows.values())
