@@ -246,3 +246,33 @@ def test_model_backend_refuses_a_checkpoint_of_another_model(tmp_path):
     own = tmp_path / "own.pth"
     torch.save({"model": build_model(build_config(config, ["MODEL.DEVICE", "cpu"])).state_dict()}, own)
     assert ModelBackend(config, str(own), opts=["MODEL.DEVICE", "cpu"]).predictor.model is not None
+
+
+def test_model_backend_feeds_an_rgb_model_rgb(tmp_path):
+    """The images are read as BGR; DefaultPredictor flips them for an INPUT.FORMAT RGB model (the MobileNetV2
+    photo configs), so the backend must accept such a model and the model must see R first."""
+    import torch
+    from detectron2.modeling import build_model
+    from detectron2.structures import Boxes, Instances
+
+    from wsis_d2.autolabel import ModelBackend
+    from wsis_d2.config import build_config
+    from wsis_d2.model_zoo import get_config_file
+
+    config, opts = get_config_file("CondInst/R18_shapes.yaml"), ["MODEL.DEVICE", "cpu", "INPUT.FORMAT", "RGB"]
+    own = tmp_path / "own.pth"
+    torch.save({"model": build_model(build_config(config, opts)).state_dict()}, own)
+    backend = ModelBackend(config, str(own), opts=opts)
+    seen = []
+
+    def model(inputs):
+        seen.append(inputs[0]["image"])
+        empty = Instances((20, 20), pred_boxes=Boxes(torch.zeros((0, 4))), scores=torch.zeros(0),
+                          pred_masks=torch.zeros((0, 20, 20), dtype=torch.bool))
+        return [{"instances": empty}]
+
+    backend.predictor.model = model
+    image = np.zeros((20, 20, 3), np.uint8)
+    image[..., 0], image[..., 1], image[..., 2] = 10, 20, 30  # B, G, R
+    backend(image, np.array([[2.0, 2.0, 12.0, 12.0]]))
+    assert [int(seen[0][c].float().mean().round()) for c in range(3)] == [30, 20, 10]

@@ -165,8 +165,6 @@ class ModelBackend:
         unloaded = _weights_left_unloaded(self.predictor.model, weights)
         if unloaded:
             raise unloaded_weights_error(weights, unloaded, self.predictor.model, config_file)
-        if cfg.INPUT.FORMAT != "BGR":
-            raise ValueError(f"{config_file}: INPUT.FORMAT {cfg.INPUT.FORMAT}; the model backend feeds BGR images")
         self.fallback = AUTOLABEL_BACKENDS[fallback]()
         self.match_iou = match_iou
         self.score_thresh = score_thresh
