@@ -1,5 +1,6 @@
 """``wsis-d2 prepare pennfudan|balloon`` on tiny fake extracted folders, the registered names, and
 2 training iterations of the MV2 configs on them."""
+import glob
 import json
 import os
 
@@ -167,3 +168,47 @@ def test_mv2_configs_train_two_iterations_on_pennfudan(config, prepared, tmp_pat
     assert all(np.isfinite(m["total_loss"]) for m in metrics if "total_loss" in m)
     assert os.path.isfile(tmp_path / "model_final.pth")
     assert torch.isfinite(next(trainer.model.parameters())).all()
+
+
+def test_real_pseudo_views_are_made_from_the_box_view_on_first_use(prepared):
+    from wsis_d2.autolabel import register_real_pseudo
+
+    root = prepared / "pennfudan"
+    made = root / "annotations" / "train_pseudo_box.json"
+    register_real_pseudo({"pennfudan": str(root)})
+    try:
+        assert not made.exists()
+        dicts = DatasetCatalog.get("pennfudan_train_pseudo_box")
+        assert made.exists() and _load(made)["info"]["autolabel"]["source"] == "train_box.json"
+        assert len(dicts) == 5 and all("segmentation" in a for d in dicts for a in d["annotations"])
+        assert MetadataCatalog.get("pennfudan_train_pseudo_grabcut").supervision == "pseudo_grabcut"
+    finally:
+        register_real_pseudo()
+
+
+def _mv2_configs():
+    from wsis_d2.model_zoo import get_config_file
+
+    root = os.path.dirname(get_config_file("CondInst/MV2_pennfudan.yaml"))
+    return sorted(os.path.relpath(p, os.path.dirname(root))
+                  for p in glob.glob(os.path.join(os.path.dirname(root), "*", "*MV2_*.yaml")))
+
+
+def test_every_real_photo_config_shares_input_batch_and_schedule():
+    """The realphoto benchmark compares methods on one input size, batch and schedule: every shipped
+    MV2_<dataset> config must keep them, name its dataset's registered sets and the ImageNet weights."""
+    from wsis_d2.config import build_config
+    from wsis_d2.model_zoo import get_config_file
+
+    configs = _mv2_configs()
+    assert len(configs) >= 18, configs
+    shared = None
+    for config in configs:
+        cfg = build_config(get_config_file(config))
+        dataset = config.rsplit("MV2_", 1)[1][:-len(".yaml")]
+        assert cfg.DATASETS.TRAIN[0].startswith(dataset + "_train") and cfg.DATASETS.TEST == (f"{dataset}_val",), config
+        assert cfg.MODEL.WEIGHTS == "wsis://ImageNetPretrained/MobileNetV2" and cfg.INPUT.FORMAT == "RGB", config
+        these = (cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN, cfg.INPUT.MIN_SIZE_TEST, cfg.SOLVER.IMS_PER_BATCH,
+                 cfg.SOLVER.MAX_ITER, cfg.SOLVER.STEPS, cfg.SOLVER.WARMUP_ITERS)
+        assert shared is None or these == shared, f"{config}: {these} vs {shared}"
+        shared = these

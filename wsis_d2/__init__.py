@@ -19,5 +19,6 @@ data.register_shapes()
 autolabel.register_shapes_pseudo()
 data.register_coco_views()
 data.register_real_datasets()  # pennfudan_*, balloon_* at $DETECTRON2_DATASETS/{pennfudan,balloon}
+autolabel.register_real_pseudo()  # <dataset>_train_pseudo_{box,grabcut}, made on first use
 
 __all__ = ["add_wsis_config", "__version__"]

@@ -1,7 +1,9 @@
 """Auto-labelling: boxes (and points) in, COCO masks out (``wsis-d2 autolabel``)."""
 from .backends import AUTOLABEL_BACKENDS, BoxBackend, GrabCutBackend, ModelBackend, fill_box, register_backend
 from .labeler import autolabel
-from .shapes_pseudo import SHAPES_PSEUDO_BACKENDS, ensure_pseudo_view, register_shapes_pseudo
+from .pseudo_views import (SHAPES_PSEUDO_BACKENDS, ensure_pseudo_view, make_pseudo_view, register_real_pseudo,
+                           register_shapes_pseudo)
 
 __all__ = ["AUTOLABEL_BACKENDS", "BoxBackend", "GrabCutBackend", "ModelBackend", "SHAPES_PSEUDO_BACKENDS", "autolabel",
-           "ensure_pseudo_view", "fill_box", "register_backend", "register_shapes_pseudo"]
+           "ensure_pseudo_view", "fill_box", "make_pseudo_view", "register_backend", "register_real_pseudo",
+           "register_shapes_pseudo"]

@@ -70,7 +70,7 @@ def _load_shapes_view(view: str, root: str, name: str):
 
 def register_shapes(root: str = None, prefix: str = "shapes") -> None:
     """Register ``<prefix>_{full,box,point,semi_<p>,val}`` for the shapes data in ``root``
-    (:func:`wsis_d2.autolabel.shapes_pseudo.register_shapes_pseudo` adds its pseudo-mask views).
+    (:func:`wsis_d2.autolabel.pseudo_views.register_shapes_pseudo` adds its pseudo-mask views).
 
     The data is generated on first use (when the dataset is first loaded), not
     at registration, so importing wsis_d2 writes nothing.

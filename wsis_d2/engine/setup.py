@@ -5,7 +5,7 @@ from detectron2.engine import default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from ..autolabel.shapes_pseudo import SHAPES_PSEUDO_BACKENDS, ensure_pseudo_view, register_shapes_pseudo
+from ..autolabel.pseudo_views import SHAPES_PSEUDO_BACKENDS, ensure_pseudo_view, register_shapes_pseudo
 from ..config import ConfigError, build_config
 from ..data.register import register_shapes, shapes_root
 from ..data.shapes import ensure_shapes
