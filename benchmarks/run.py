@@ -103,7 +103,11 @@ def photo_variant(name: str, variant: dict, preset: dict, dataset: str) -> dict:
     if variant.get("pipeline"):
         raise ValueError(f"variant {name!r}: the {variant['pipeline']} pipeline runs on shapes only")
     config = variant["config"].replace(swap["from"], swap["to"].format(dataset=dataset))
-    if config == variant["config"] or not Path(model_zoo.get_config_file(config)).is_file():
+    try:
+        found = config != variant["config"] and Path(model_zoo.get_config_file(config)).is_file()
+    except FileNotFoundError:
+        found = False
+    if not found:
         raise ValueError(f"variant {name!r}: no config {config} for this preset (from {variant['config']})")
     return {**variant, "config": config}
 

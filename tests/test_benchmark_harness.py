@@ -123,7 +123,7 @@ def test_every_shipped_variant_resolves_on_every_preset(harness):
     variants, presets = harness.load_variants(), harness.load_presets()
     assert {"condinst", "mask_rcnn", "boxinst", "boxteacher", "sim", "pointsup_condinst_3pts", "pointwssis_p10",
             "pointwssis_teacher_p10", "boxteacher_no_affinity"} <= set(variants)
-    assert set(presets) == {"cpu", "cpu_2x", "gpu"}
+    assert set(presets) == {"cpu", "cpu_2x", "gpu", "realphoto"}
     for name, variant in variants.items():
         assert variant["note"].strip(), name
         assert variants[variant["full_twin"]]["config"], name
@@ -181,3 +181,42 @@ def test_dry_run_resolves_without_training(harness, capsys):
     assert out[1].startswith("[benchmark] pointwssis_p5_seed1 ")  # the teacher's rows come from that run
     with pytest.raises(SystemExit):
         harness.main(["--methods", "boxinst", "--dry-run", "MODEL.NO_SUCH_KEY", "1"])
+
+
+REAL_PHOTO_METHODS = ["condinst", "mask_rcnn", "boxinst", "boxlevelset", "boxinst_mask_rcnn", "boxteacher", "sim",
+                      "pointsup_condinst", "pointsup_mask_rcnn", "pseudo_grabcut_condinst"]
+
+
+def test_realphoto_preset_swaps_every_method_to_its_photo_config(harness, capsys):
+    variants, presets = harness.load_variants(), harness.load_presets()
+    for dataset in presets["realphoto"]["datasets"]:
+        for method in REAL_PHOTO_METHODS:
+            photo = harness.photo_variant(method, variants[method], presets["realphoto"], dataset)
+            assert photo["config"] == variants[method]["config"].replace("R18_shapes", f"MV2_{dataset}")
+            cfg = harness.variant_config(photo, harness.as_opts(photo["overrides"]))
+            assert cfg.DATASETS.TEST == (f"{dataset}_val",) and cfg.INPUT.FORMAT == "RGB", (method, dataset)
+    assert harness.photo_variant("boxinst", variants["boxinst"], presets["cpu"], None) is variants["boxinst"]
+    with pytest.raises(ValueError, match="pointwssis_p10.*shapes only"):
+        harness.photo_variant("pointwssis_p10", variants["pointwssis_p10"], presets["realphoto"], "pennfudan")
+    with pytest.raises(ValueError, match="no config BoxInst/MV2_nowhere.yaml"):
+        harness.photo_variant("boxinst", variants["boxinst"], presets["realphoto"], "nowhere")
+    for argv, message in [(["--preset", "realphoto"], "needs --dataset, one of ['pennfudan', 'balloon']"),
+                          (["--dataset", "pennfudan"], "runs on shapes: no --dataset")]:
+        with pytest.raises(SystemExit):
+            harness.main(argv + ["--methods", "boxinst", "--dry-run"])
+        assert message in capsys.readouterr().err
+    harness.main(["--preset", "realphoto", "--dataset", "balloon", "--methods", "sim", "--seeds", "2", "--dry-run"])
+    out = capsys.readouterr().out
+    assert "configs/SIM/MV2_balloon.yaml" in out and "2026" in out and "realphoto-balloon/sim_seed2" in out
+
+
+def test_rows_of_two_datasets_stay_apart_and_divide_by_their_own_twin(harness, tmp_path):
+    rows = [new_row(method=m, preset="realphoto", seed=1, segm_AP=ap, bbox_AP=1.0, train_set=f"{d}_train",
+                    eval_set=f"{d}_val", commit="c") for m, d, ap in
+            [("condinst", "pennfudan", 40.0), ("boxinst", "pennfudan", 30.0),
+             ("condinst", "balloon", 60.0), ("boxinst", "balloon", 30.0)]]
+    harness.write_results(rows, "2026-01-02")
+    written = json.loads((tmp_path / "2026-01-02.json").read_text())
+    assert len(written) == 4
+    assert {(r["eval_set"], r["ratio_to_full"]) for r in written if r["method"] == "boxinst"} == {
+        ("pennfudan_val", 0.75), ("balloon_val", 0.5)}

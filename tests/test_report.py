@@ -248,3 +248,19 @@ def test_report_command_takes_result_files_by_path(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
     assert main(["--results", str(results), "--variants", "--output-dir", str(tmp_path / "out")]) == 0
     assert "3 rows, 2 points -> " in capsys.readouterr().out
+
+
+def test_rows_of_two_eval_sets_are_paired_within_one(tmp_path):
+    rows = [{"method": m, "preset": "realphoto", "seed": s, "segm_AP": ap + s, "bbox_AP": 1.0, "train_set": "t",
+             "eval_set": e, "config_fingerprint": f"{m}-{e}"}
+            for e, base in (("pennfudan_val", 10.0), ("balloon_val", 30.0))
+            for m, ap in (("boxinst", base), ("sim", base + 2.0)) for s in (1, 2, 3)]
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps(rows))
+    assert len(load_rows([str(results)], "realphoto")) == 12  # the same method and seed on two sets: two rows
+    with pytest.raises(ValueError, match="rows of eval sets .*--eval-set"):
+        paired_seed_differences(load_rows([str(results)], "realphoto", by_setting=True), "boxinst")
+    for eval_set in ("pennfudan_val", "balloon_val"):
+        (table,) = paired_seed_differences(load_rows([str(results)], "realphoto", by_setting=True, eval_set=eval_set),
+                                           "boxinst")
+        assert table["mean_difference"] == 2.0 and table["seeds"] == [1, 2, 3]
