@@ -6,12 +6,18 @@ the threshold (edges the pairwise loss counts) and, of those, the share joining 
 GT label (object-object or background-background). The GT masks are read here only, to measure.
 Compared for the channel order the LAB conversion gets (right and swapped) and the pixel scale.
 
+``landscape``: BoxInst's loss (projection + pairwise at weight 1) of hand-made mask probabilities on
+the training photos: each object's GT mask and its filled box, each at confidence 0.9 / 0.99 (inside)
+against 0.1 / 0.01 (outside). Where the filled box scores lower than the GT mask, the loss itself
+prefers boxes on these photos: training longer cannot carve the masks.
+
 ``grads``: one training batch through a config's model (optionally a checkpoint): each loss term's
 gradient norm on the FCOS towers, the controller, the mask branch and the backbone, and the mask
 statistics of the positives (mean probability inside and outside the GT box).
 
     python benchmarks/boxinst_photo_check.py graph --annotations /work/data/prepared/pennfudan/annotations/train.json \
         --images /work/data/prepared/pennfudan/train --short-side 288
+    python benchmarks/boxinst_photo_check.py landscape --num-images 120 --thresh 0.1 0.3 0.5
     python benchmarks/boxinst_photo_check.py grads --config-file configs/BoxInst/MV2_pennfudan.yaml \
         [--weights /work/runs/x/model_final.pth] [KEY VALUE ...]
 """
@@ -89,6 +95,66 @@ def graph(args):
               f"{same / max(passing, 1):.3f} of those join the same GT label, {pass_on / max(passing, 1):.3f} "
               f"join two object cells (object-object edges: {on / counted:.3f} of the in-box edges, "
               f"{pass_on / max(on, 1):.3f} of them pass)")
+
+
+def landscape(args):
+    from wsis_d2.modeling.losses.pairwise import valid_edges
+    from wsis_d2.modeling.losses.pairwise_color import pairwise_color_loss
+    from wsis_d2.modeling.losses.projection import projection_loss
+
+    data = json.loads(Path(args.annotations).read_text())
+    by_image = defaultdict(list)
+    for a in data["annotations"]:
+        by_image[a["image_id"]].append(a)
+    images = [im for im in data["images"] if by_image[im["id"]]][: args.num_images]
+    sums = defaultdict(float)
+    prefers_box = defaultdict(int)
+    objects = 0
+    for image in images:
+        bgr = cv2.imread(str(Path(args.images) / image["file_name"]))
+        rgb, anns = resized(bgr[:, :, ::-1].copy(), by_image[image["id"]], args.short_side)
+        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255.0
+        h, w = x.shape[-2:]
+        stride = args.stride
+        pad = (0, (-w) % stride, 0, (-h) % stride)
+        lab = rgb_to_lab(F.avg_pool2d(F.pad(x, pad), stride).clamp(0, 1))
+        sim = color_similarity(lab, args.size, args.dilation)  # (1, K, hs, ws)
+        hs, ws = lab.shape[-2:]
+        valid = torch.zeros((1, 1, hs, ws), dtype=torch.bool)
+        valid[..., : h // stride, : w // stride] = True
+        edges_ok = valid_edges(valid, args.size, args.dilation)
+        boxes = torch.tensor([a["box"] for a in anns])
+        in_box = box_masks(boxes, hs, ws, stride)[:, None] >= 0.5
+        gt = F.avg_pool2d(F.pad(torch.from_numpy(np.stack([a["mask"] for a in anns])).float()[:, None], pad),
+                          stride) >= 0.5
+        objects += len(anns)
+        for conf in (0.9, 0.99):
+            logit = float(np.log(conf / (1 - conf)))
+            for name, on in (("gt", gt), ("box", in_box)):
+                logits = torch.where(on, torch.tensor(logit), torch.tensor(-logit))
+                prj = projection_loss(torch.sigmoid(logits), boxes, stride)  # (n,)
+                sums[(name, conf, "prj")] += float(prj.sum())
+                for thresh in args.thresh:
+                    edges = edges_ok & (sim >= thresh)
+                    pair = torch.stack([pairwise_color_loss(logits[i:i + 1], edges, in_box[i:i + 1], args.size,
+                                                            args.dilation) for i in range(len(anns))])
+                    sums[(name, conf, thresh)] += float(pair.sum())
+                    sums[(name, conf, thresh, "total")] += float((prj + pair).sum())
+                    sums[(name, conf, thresh, "each")] = (prj + pair)
+            for thresh in args.thresh:
+                prefers_box[(conf, thresh)] += int((sums[("box", conf, thresh, "each")]
+                                                    < sums[("gt", conf, thresh, "each")]).sum())
+    print(f"{len(images)} images, {objects} objects, short side {args.short_side}, stride {args.stride}; "
+          "mean per object (projection + pairwise at weight 1)")
+    for conf in (0.9, 0.99):
+        for thresh in args.thresh:
+            row = []
+            for name in ("gt", "box"):
+                row.append(f"{name}: prj {sums[(name, conf, 'prj')] / objects:.3f} pairwise "
+                           f"{sums[(name, conf, thresh)] / objects:.3f} total "
+                           f"{sums[(name, conf, thresh, 'total')] / objects:.3f}")
+            print(f"  confidence {conf}, colour threshold {thresh}: " + " | ".join(row)
+                  + f" | filled box lower for {prefers_box[(conf, thresh)]}/{objects} objects")
 
 
 def grads(args):
@@ -220,6 +286,15 @@ def main():
     g.add_argument("--size", type=int, default=3)
     g.add_argument("--dilation", type=int, default=2)
     g.add_argument("--thresh", type=float, default=0.3)
+    la = sub.add_parser("landscape")
+    la.add_argument("--annotations", default="/work/data/prepared/pennfudan/annotations/train.json")
+    la.add_argument("--images", default="/work/data/prepared/pennfudan/train")
+    la.add_argument("--num-images", type=int, default=120)
+    la.add_argument("--short-side", type=int, default=288)
+    la.add_argument("--stride", type=int, default=4)
+    la.add_argument("--size", type=int, default=3)
+    la.add_argument("--dilation", type=int, default=2)
+    la.add_argument("--thresh", type=float, nargs="+", default=[0.1, 0.3, 0.5])
     r = sub.add_parser("grads")
     r.add_argument("--config-file", required=True)
     r.add_argument("--weights", default="")
@@ -232,7 +307,7 @@ def main():
     t.add_argument("--every", type=int, default=5)
     t.add_argument("opts", nargs=argparse.REMAINDER)
     args = parser.parse_args()
-    {"graph": graph, "grads": grads, "train": train}[args.mode](args)
+    {"graph": graph, "landscape": landscape, "grads": grads, "train": train}[args.mode](args)
 
 
 if __name__ == "__main__":
