@@ -58,6 +58,9 @@ class _Object:
     labels: List[int] = field(default_factory=list)
     annotation: Optional[dict] = None
 
+    def describe(self) -> str:
+        return f"{self.label} [{', '.join(f'{v:g}' for v in self.extent())}]"
+
     def extent(self) -> Tuple[float, float, float, float]:
         x, y, w, h = self.annotation["bbox"]
         return x, y, x + w, y + h
@@ -102,8 +105,8 @@ def _owner(shape: Shape, objects: List[_Object]) -> Tuple[Optional[_Object], str
                           f"({', '.join(o.label for o in linked)}); one point belongs to one object")
         if len(linked) == 1:
             if not _inside(shape.point, linked[0].extent()):
-                return None, (f"lies outside the box {list(np.round(linked[0].extent(), 2))} of the {linked[0].label} "
-                              f"object its group_id {shape.group} links it to")
+                return None, (f"lies outside the box of the object {linked[0].describe()} its group_id "
+                              f"{shape.group} links it to")
             return linked[0], ""
         # a group id no box or area has: geometry decides
     candidates = of_class if of_class else objects
@@ -112,7 +115,7 @@ def _owner(shape: Shape, objects: List[_Object]) -> Tuple[Optional[_Object], str
     if not containing:
         return None, f"lies in no {which}"
     if len(containing) > 1:
-        return None, (f"lies in {len(containing)} {which}es ({', '.join(o.where for o in containing)}); "
+        return None, (f"lies in {len(containing)} {which}es ({', '.join(o.describe() for o in containing)}); "
                       "link it to one with a group id")
     return containing[0], ""
 
