@@ -65,7 +65,7 @@ def test_yolo_boxes_become_box_only_and_polygons_masks(yolo_root):
     assert len(report.skipped) == 5
     notes = "\n".join(report.notes)
     assert "b.png: no label file (kept as an image without objects)" in notes
-    assert "1 polygons (masks) and 1 boxes (box-only)" in notes
+    assert "1 objects with masks and 1 with boxes only" in notes
     check_coco_instances(coco, "yolo", str(yolo_root / "images" / "train"))
 
 
@@ -190,6 +190,9 @@ CVAT_XML = """<?xml version="1.0" encoding="utf-8"?>
   </image>
   <image id="1" name="b.png" width="40" height="20">
   </image>
+  <image id="3" name="c.png" width="40" height="20">
+    <box label="cat" xtl="10" ytl="6" xbr="20" ybr="10" rotation="90.0"/>
+  </image>
   <image id="2" name="missing.png" width="40" height="20">
     <box label="cat" xtl="1" ytl="1" xbr="5" ybr="5"/>
   </image>
@@ -198,14 +201,16 @@ CVAT_XML = """<?xml version="1.0" encoding="utf-8"?>
 
 
 def test_cvat_xml_boxes_polygons_and_points(tmp_path):
-    for name in ("a.png", "b.png"):
+    for name in ("a.png", "b.png", "c.png"):
         _image(tmp_path / "images" / name)
     xml = tmp_path / "annotations.xml"
     xml.write_text(CVAT_XML)
     coco, report = convert_cvat_xml(str(xml))  # images/ beside the XML
-    assert [im["file_name"] for im in coco["images"]] == ["a.png", "b.png"]
+    assert [im["file_name"] for im in coco["images"]] == ["a.png", "b.png", "c.png"]
     assert [c["name"] for c in coco["categories"]] == ["cat", "dog"]
-    cat, dog = coco["annotations"]
+    cat, dog, turned = coco["annotations"]
+    # 10 x 4 around (15, 8) turned a quarter: 4 x 10 around (15, 8)
+    assert turned["bbox"] == pytest.approx([13.0, 3.0, 4.0, 10.0]) and "segmentation" not in turned
     assert "segmentation" not in cat and cat["bbox"] == [2.0, 2.0, 10.0, 10.0]
     assert mask_util.decode(dog["segmentation"]).sum() == 100 and dog["bbox"] == [20.0, 4.0, 10.0, 10.0]
     assert cat["point_coords"] == [[5.0, 5.0], [11.0, 11.0]] and cat["point_labels"] == [1, 0]
@@ -217,6 +222,8 @@ def test_cvat_xml_boxes_polygons_and_points(tmp_path):
     assert f"{where} mask 5 (dog): a brush mask" in reasons
     assert f"{xml} image missing.png: " in reasons and len(report.skipped) == 4
     assert any("b.png: no shape" in n for n in report.notes)
+    assert any("c.png box 0 (cat): box rotated by 90.0 degrees" in n for n in report.notes)
+    assert any("1 objects with masks and 2 with boxes only" in n for n in report.notes)
     check_coco_instances(coco, "cvat", str(tmp_path / "images"))
     bad = tmp_path / "bad.xml"
     bad.write_text("<root/>")

@@ -44,6 +44,15 @@ def box_annotation(box: Sequence[float], ann_id: int, image_id: int, category_id
             "area": (x1 - x0) * (y1 - y0), "bbox": [x0, y0, x1 - x0, y1 - y0]}
 
 
+def note_mixed_kinds(annotations: list, report: ConversionReport, where: str) -> None:
+    """Note when some objects have masks and others boxes only: each keeps its own kind (nothing is
+    filled in), which a model trained on one kind of label everywhere cannot use as is."""
+    masks = sum("segmentation" in a for a in annotations)
+    if 0 < masks < len(annotations):
+        report.note(where, f"{masks} objects with masks and {len(annotations) - masks} with boxes only: "
+                    "'wsis-d2 views --views box' makes boxes of all of them for the box-supervised methods")
+
+
 def coco_dict(description: str, images: list, annotations: list, categories: dict) -> dict:
     """The COCO skeleton; ``categories`` maps name -> id."""
     return {"info": {"description": description}, "images": images, "annotations": annotations,

@@ -17,6 +17,7 @@ objects (``keep_crowd`` keeps them crowd regions) with compressed RLE, and check
 """
 import copy
 import json
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Optional, Tuple
@@ -26,7 +27,7 @@ import pycocotools.mask as mask_util
 
 from ..data.checks import check_coco_instances
 from ..data.rle import to_rle
-from .common import ConversionReport, coco_dict, image_size
+from .common import ConversionReport, coco_dict, image_size, note_mixed_kinds
 from .objects import Shape, complete_point_lists, shapes_to_annotations
 
 CONVERTED = ("polygon", "box", "points")
@@ -58,6 +59,14 @@ def _shapes(element: ET.Element, where: str, height: int, width: int, report: Co
         try:
             if child.tag == "box":
                 x0, y0, x1, y1 = (float(child.get(a)) for a in ("xtl", "ytl", "xbr", "ybr"))
+                angle = math.radians(float(child.get("rotation") or 0.0))
+                if angle:  # the axis-aligned box enclosing the rotated one
+                    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+                    ex = abs(hw * math.cos(angle)) + abs(hh * math.sin(angle))
+                    ey = abs(hw * math.sin(angle)) + abs(hh * math.cos(angle))
+                    x0, y0, x1, y1 = cx - ex, cy - ey, cx + ex, cy + ey
+                    report.note(shape_where, f"box rotated by {child.get('rotation')} degrees: its axis-aligned "
+                                "enclosing box is used")
                 shapes.append(Shape(shape_where, label, group, "box", box=(x0, y0, x1, y1)))
                 continue
             points = _xy_pairs(child.get("points", ""))
@@ -128,6 +137,7 @@ def convert_cvat_xml(xml_file: str, image_dir: Optional[str] = None) -> Tuple[di
         annotations += shapes_to_annotations(shapes, image_id, height, width, categories, len(annotations) + 1,
                                              report)
     complete_point_lists(annotations, report)
+    note_mixed_kinds(annotations, report, str(xml_file))
     return coco_dict(f"converted from CVAT for images 1.1 file {xml_file}", images, annotations, categories), report
 
 

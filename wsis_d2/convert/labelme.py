@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..data.images import read_checked_image
-from .common import ConversionReport, coco_dict
+from .common import ConversionReport, coco_dict, note_mixed_kinds
 from .objects import Shape, complete_point_lists, shapes_to_annotations
 
 BACKGROUND_LABEL = "_background_"
@@ -94,4 +94,5 @@ def convert_labelme(json_dir: str) -> Tuple[dict, ConversionReport]:
         annotations += shapes_to_annotations(drawn, image_id, height, width, categories, len(annotations) + 1,
                                              report)
     complete_point_lists(annotations, report)
+    note_mixed_kinds(annotations, report, str(json_dir))
     return coco_dict(f"converted from labelme files in {json_dir}", images, annotations, categories), report

@@ -89,10 +89,6 @@ def _inside(point, extent) -> bool:
     return x0 <= x <= x1 and y0 <= y <= y1
 
 
-def _is_class_name(label: str, objects: Sequence[_Object]) -> bool:
-    return any(label == o.label for o in objects)
-
-
 def _owner(shape: Shape, objects: List[_Object]) -> Tuple[Optional[_Object], str]:
     """(the object a point belongs to, "") or (None, why none)."""
     of_class = [o for o in objects if o.label == shape.label]

@@ -8,7 +8,7 @@ width and height:
 - ``class cx cy w h``: a box (YOLO detection), written box-only: ``bbox`` and the box's ``area``, no
   ``segmentation`` key (never a filled box), as :func:`wsis_d2.data.views.box_view` writes boxes.
 
-A folder may mix both; the objects keep their own kind (a note says so). The class names come from a
+A folder may mix both; each object keeps its own kind (a note says so). The class names come from a
 ``data.yaml`` (``names:`` a list, or a dict of index -> name) or a ``classes.txt`` (one name a line),
 given or found beside the labels, in their parent or grandparent folder. Images are found by the label
 file's stem in the images folder (default: the labels folder's path with its last ``labels``
@@ -24,7 +24,8 @@ import numpy as np
 import pycocotools.mask as mask_util
 import yaml
 
-from .common import ConversionReport, box_annotation, coco_dict, image_size, mask_annotation
+from .common import (ConversionReport, box_annotation, coco_dict, image_size, mask_annotation,
+                     note_mixed_kinds)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 NAMES_FILES = ("data.yaml", "dataset.yaml", "classes.txt")
@@ -135,7 +136,6 @@ def convert_yolo(label_dir: str, image_dir: Optional[str] = None,
     names = _names_from_file(names_path)
     report = ConversionReport()
     images, annotations = [], []
-    kinds = {"polygon": 0, "box": 0}
     labels = {p.stem: p for p in sorted(label_dir.glob("*.txt")) if p.name != "classes.txt"}
     stems = sorted(set(labels) | {p.stem for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS})
     for stem in stems:
@@ -176,7 +176,6 @@ def convert_yolo(label_dir: str, image_dir: Optional[str] = None,
                     report.skip(where, "box of zero width or height")
                     continue
                 annotations.append(box_annotation(box, ann_id, image_id, cls + 1))
-                kinds["box"] += 1
                 continue
             polygon = (values.reshape(-1, 2) * [width, height]).ravel().tolist()
             mask = mask_util.decode(mask_util.frPyObjects([polygon], height, width)).any(axis=2)
@@ -184,10 +183,7 @@ def convert_yolo(label_dir: str, image_dir: Optional[str] = None,
                 report.skip(where, "its polygon covers no pixel")
                 continue
             annotations.append(mask_annotation(mask, ann_id, image_id, cls + 1))
-            kinds["polygon"] += 1
-    if kinds["polygon"] and kinds["box"]:
-        report.note(str(label_dir), f"{kinds['polygon']} polygons (masks) and {kinds['box']} boxes (box-only): "
-                    "a file mixing masks and boxes; 'wsis-d2 views --views box' gives boxes for all")
+    note_mixed_kinds(annotations, report, str(label_dir))
     categories = {name: k + 1 for k, name in enumerate(names)}
     return coco_dict(f"converted from YOLO labels in {label_dir}", images, annotations, categories), report
 
