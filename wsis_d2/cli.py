@@ -7,6 +7,9 @@
     wsis-d2 convert --format instance-png --images DIR --masks DIR --output OUT.json [--category NAME]
     wsis-d2 convert --format labelme --input DIR --output OUT.json
     wsis-d2 convert --format via --input VIA.json --output OUT.json [--images DIR --category NAME]
+    wsis-d2 convert --format yolo|yolo-seg --input LABELS_DIR --output OUT.json [--images DIR --names data.yaml]
+    wsis-d2 convert --format cvat --input annotations.xml --output OUT.json [--images DIR]
+    wsis-d2 convert --format coco-cvat --input instances_default.json --output OUT.json [--images DIR --keep-crowd]
     wsis-d2 prepare pennfudan|balloon --root EXTRACTED_DIR [--output DIR]
     wsis-d2 pointwssis --semi-json SEMI.json --image-root DIR --val-json VAL.json [--config-file C --output-dir O] [KEY VALUE ...]
     wsis-d2 report --results FILE.json ... [--output-dir DIR] [--variants] [--baseline METHOD [--exclude-class C ...] [--seeds S ...]]

@@ -1,31 +1,58 @@
-"""labelme JSON files (polygons and rectangles) -> COCO.
+"""labelme JSON files (polygons, rectangles, points) -> COCO.
 
-Shapes sharing a ``group_id`` form one object; labels ``_background_`` and
-``__ignore__`` (labelme's reserved names: no object class) are left out, and so
-are other shape types (circles, lines, points); everything left out is reported.
+Objects, box-only rectangles and clicked points follow :mod:`wsis_d2.convert.objects`: shapes sharing
+a label and a ``group_id`` form one object; a polygon (with any rectangles grouped with it) gives a
+mask, rectangles alone a box-only object (no ``segmentation``, never a filled box); ``point`` shapes
+become the PointSup points of the box they lie in (or of the object their ``group_id`` links them to),
+positive or negative by their label. Labels ``_background_`` and ``__ignore__`` (labelme's reserved
+names: no object class) are left out, and so are other shape types (circles, lines, line strips);
+everything left out is reported with its file and shape index.
 """
 import json
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Tuple
 
 import cv2
 import numpy as np
 
 from ..data.images import read_checked_image
-from .common import ConversionReport, mask_annotation
+from .common import ConversionReport, coco_dict, note_mixed_kinds
+from .objects import Shape, complete_point_lists, shapes_to_annotations
 
 BACKGROUND_LABEL = "_background_"
 IGNORE_LABEL = "__ignore__"
 
 
-def _shape_mask(shape: dict, height: int, width: int) -> np.ndarray:
-    points = np.asarray(shape["points"], np.float64)
-    if shape.get("shape_type", "polygon") == "rectangle":
-        (x0, y0), (x1, y1) = points.min(0), points.max(0)
-        points = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+def _polygon_mask(points: np.ndarray, height: int, width: int) -> np.ndarray:
     mask = np.zeros((height, width), np.uint8)
     cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
     return mask.astype(bool)
+
+
+def _shape(shape: dict, where: str, height: int, width: int) -> Tuple[Shape, str]:
+    """(the :class:`Shape` of a labelme shape, "") or (None, why it is left out)."""
+    label, kind = shape.get("label"), shape.get("shape_type") or "polygon"
+    if label in (BACKGROUND_LABEL, IGNORE_LABEL):
+        return None, f"label {label!r} is not an object class"
+    if not isinstance(label, str) or not label.strip():
+        return None, "no label"
+    try:
+        points = np.asarray(shape.get("points", []), np.float64).reshape(-1, 2)
+    except (TypeError, ValueError):
+        return None, f"points {str(shape.get('points'))[:40]} are not [x, y] pairs"
+    needed = {"polygon": 3, "rectangle": 2, "point": 1}.get(kind)
+    if needed is None or len(points) < needed:
+        return None, (f"shape_type {kind!r} with {len(points)} points is not an area, a box or a point "
+                      "(polygons, rectangles and points only)")
+    group = shape.get("group_id")
+    if kind == "polygon":
+        return Shape(where, label, group, "area", mask=_polygon_mask(points, height, width)), ""
+    if kind == "rectangle":
+        (x0, y0), (x1, y1) = points.min(0), points.max(0)
+        return Shape(where, label, group, "box", box=(x0, y0, x1, y1)), ""
+    if len(points) != 1:
+        return None, f"point shape with {len(points)} points"
+    return Shape(where, label, group, "point", point=tuple(points[0])), ""
 
 
 def convert_labelme(json_dir: str) -> Tuple[dict, ConversionReport]:
@@ -56,27 +83,16 @@ def convert_labelme(json_dir: str) -> Tuple[dict, ConversionReport]:
             height, width = image.shape[:2]
         image_id = len(images) + 1
         images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
-        objects: Dict[tuple, List[np.ndarray]] = {}
+        drawn = []
         for k, shape in enumerate(shapes):
-            label, kind = shape.get("label"), shape.get("shape_type", "polygon")
-            if label in (BACKGROUND_LABEL, IGNORE_LABEL):
-                report.skip(f"{path} shape {k}", f"label {label!r} is not an object class")
+            where = f"{path} shape {k}" + (f" ({shape.get('label')})" if isinstance(shape, dict) else "")
+            item, why = _shape(shape, where, height, width) if isinstance(shape, dict) else (None, "not an object")
+            if item is None:
+                report.skip(where, why)
                 continue
-            if kind not in ("polygon", "rectangle") or len(shape.get("points", [])) < (3 if kind == "polygon" else 2):
-                report.skip(f"{path} shape {k} ({label})", f"shape_type {kind!r} with {len(shape.get('points', []))} "
-                            "points is not an area (polygons and rectangles only)")
-                continue
-            group = shape.get("group_id")
-            key = (label, group) if group is not None else (label, f"shape{k}")
-            objects.setdefault(key, []).append(_shape_mask(shape, height, width))
-        for (label, _), masks in objects.items():
-            mask = np.logical_or.reduce(masks)
-            if not mask.any():
-                report.skip(f"{path} ({label})", "its polygon covers no pixel")
-                continue
-            category_id = categories.setdefault(label, len(categories) + 1)
-            annotations.append(mask_annotation(mask, len(annotations) + 1, image_id, category_id))
-    coco = {"info": {"description": f"converted from labelme files in {json_dir}"}, "images": images,
-            "annotations": annotations,
-            "categories": [{"id": i, "name": n} for n, i in sorted(categories.items(), key=lambda x: x[1])]}
-    return coco, report
+            drawn.append(item)
+        annotations += shapes_to_annotations(drawn, image_id, height, width, categories, len(annotations) + 1,
+                                             report)
+    complete_point_lists(annotations, report)
+    note_mixed_kinds(annotations, report, str(json_dir))
+    return coco_dict(f"converted from labelme files in {json_dir}", images, annotations, categories), report

@@ -17,13 +17,9 @@ from typing import Optional, Tuple
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from .common import ConversionReport, mask_annotation
+from .common import ConversionReport, image_size, mask_annotation
 
-# EXIF orientations for which detectron2's reader (it applies the EXIF rotation) swaps width and height
-_EXIF_ORIENTATION = 0x0112
-_TRANSPOSED = (5, 6, 7, 8)
 # cv2 draws with fixed-point coordinates: 4 fractional bits
 _SHIFT = 4
 
@@ -36,19 +32,6 @@ def _fill_polygon(xs, ys, height: int, width: int) -> np.ndarray:
     mask = np.zeros((height, width), np.uint8)
     cv2.fillPoly(mask, [np.stack([_fixed(xs), _fixed(ys)], 1)], 1, shift=_SHIFT)
     return mask.astype(bool)
-
-
-def _image_size(path: Path) -> Tuple[Optional[Tuple[int, int]], int]:
-    """((height, width) as detectron2 will read the image, EXIF orientation), or (None, 0) if unreadable."""
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-            orientation = int(im.getexif().get(_EXIF_ORIENTATION) or 1)
-    except (OSError, ValueError):
-        return None, 0
-    if orientation in _TRANSPOSED:
-        width, height = height, width
-    return (height, width), orientation
 
 
 def _region_mask(shape: dict, height: int, width: int) -> Tuple[Optional[np.ndarray], str]:
@@ -131,7 +114,7 @@ def convert_via(json_file: str, image_dir: Optional[str] = None, category: str =
     for entry in metadata.values():
         file_name = entry["filename"]
         where = f"{json_file} image {file_name}"
-        size, orientation = _image_size(image_dir / file_name)
+        size, orientation = image_size(image_dir / file_name)
         if size is None:
             report.skip(where, f"{image_dir / file_name} is missing or not an image")
             continue
