@@ -217,3 +217,13 @@ def test_coco_results_of_hand_made_predictions():
     assert r["image_id"] == 7 and r["category_id"] == 20 and r["bbox"] == [2.0, 1.0, 5.0, 3.0] and r["score"] == 0.75
     assert np.array_equal(mask_util.decode(r["segmentation"]), mask[0].numpy().astype(np.uint8))
     assert coco_results(inst[:0], 7, "im.png", {0: 10, 1: 20}) == []
+
+
+def test_overrides_after_the_inputs_are_not_inputs(condinst, photos, tmp_path):
+    image = sorted(photos.glob("*.png"))[0]
+    argv = ["predict", "--config-file", get_config_file("CondInst/R18_shapes.yaml"), "--weights", condinst,
+            "--output", str(tmp_path / "out"), "--confidence", "0", "--input", str(image), *TINY,
+            "MODEL.FCOS.POST_NMS_TOPK", "1"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli_main(argv) == 0
+    assert len(json.loads((tmp_path / "out" / "results.json").read_text())) == 1  # the last override won

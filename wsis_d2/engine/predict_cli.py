@@ -14,8 +14,9 @@ import argparse
 import json
 import logging
 import os
+import re
 import time
-from typing import List
+from typing import List, Tuple
 
 import cv2
 import tqdm
@@ -64,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.input, overrides = split_overrides(args.input)
+    args.opts = overrides + list(args.opts)
+    if not args.input:
+        parser.error("--input names no file: KEY VALUE overrides come after the inputs")
     setup_logger(name="wsis_d2", abbrev_name="wsis")
     logging.getLogger("wsis_d2").setLevel(logging.INFO)
     if not 0.0 <= args.confidence <= 1.0:
@@ -72,6 +77,19 @@ def main(argv=None) -> None:
         predict(args)
     except ConfigError as e:
         raise SystemExit(f"error: {e}")
+
+
+_CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
+
+
+def split_overrides(inputs: List[str]) -> Tuple[List[str], List[str]]:
+    """``--input`` takes every word up to the next flag, so ``--input a.jpg MODEL.DEVICE cpu`` gives it
+    the overrides too: they start at the first word that looks like a config key (``MODEL.DEVICE``) and
+    is no existing path."""
+    for k, word in enumerate(inputs):
+        if _CONFIG_KEY.match(word) and not os.path.exists(word):
+            return inputs[:k], inputs[k:]
+    return inputs, []
 
 
 def _check_outputs(outputs: List[str], inputs: List[str], overwrite: bool) -> None:
