@@ -42,6 +42,8 @@ class FileNameRecordingLoader:
             yield batch
 
     def __getattr__(self, name):  # the wrapped loader's attributes (dataset, batch_size, ...)
+        if name == "loader":  # not set yet (copy / unpickle): no recursion
+            raise AttributeError(name)
         return getattr(self.loader, name)
 
 
