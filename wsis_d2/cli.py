@@ -11,6 +11,7 @@
     wsis-d2 convert --format cvat --input annotations.xml --output OUT.json [--images DIR]
     wsis-d2 convert --format coco-cvat --input instances_default.json --output OUT.json [--images DIR --keep-crowd]
     wsis-d2 prepare pennfudan|balloon --root EXTRACTED_DIR [--output DIR]
+    wsis-d2 predict --config-file C --weights W --input IMG|DIR|'GLOB'|VIDEO [--output DIR --confidence 0.5] [KEY VALUE ...]
     wsis-d2 pointwssis --semi-json SEMI.json --image-root DIR --val-json VAL.json [--config-file C --output-dir O] [KEY VALUE ...]
     wsis-d2 report --results FILE.json ... [--output-dir DIR] [--variants] [--baseline METHOD [--exclude-class C ...] [--seeds S ...]]
     wsis-d2 views --input COCO.json --views box,point,semi_10 [--output-dir DIR --num-points 10 --seed 0]
@@ -22,6 +23,7 @@ from .convert.cli import main as convert_main
 from .convert.prepare import prepare_main
 from .data.cli import shapes_main, views_main
 from .engine import main as train_main
+from .engine.predict_cli import main as predict_main
 from .model_zoo import print_configs
 from .pipelines.cli import pointwssis_main
 from .report.cli import main as report_main
@@ -42,6 +44,7 @@ COMMANDS = {
     "prepare": prepare_main,
     "report": report_main,
     "pointwssis": pointwssis_main,
+    "predict": predict_main,
 }
 
 

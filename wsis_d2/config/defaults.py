@@ -22,6 +22,9 @@ def add_wsis_config(cfg: CN) -> CN:
     _C.WSIS.VIS_NUM_IMAGES = 4
     # Score threshold for the drawn predictions.
     _C.WSIS.VIS_SCORE_THRESH = 0.3
+    # Every VIS_PERIOD training iterations (0 = never), a CondInst-based model's training masks
+    # (image | GT box | predicted mask of a few instances) go to TensorBoard as "training_masks".
+    _C.WSIS.VIS_PERIOD = 500
     # A training image that cannot be read (truncated, corrupt, another size than its JSON entry):
     # False stops training with one line naming it; True logs it and trains on another image
     # (what `train --skip-bad` sets).

@@ -44,6 +44,7 @@ TRAINING_RANGES = {
     "SOLVER.CHECKPOINT_PERIOD": "[1, inf)",
     "DATALOADER.NUM_WORKERS": "[0, inf)",
     "INPUT.MAX_SIZE_TRAIN": "[1, inf)",
+    "WSIS.VIS_PERIOD": "[0, inf)",
 }
 TEST_RANGES = {"INPUT.MIN_SIZE_TEST": "[0, inf)", "INPUT.MAX_SIZE_TEST": "[1, inf)"}
 

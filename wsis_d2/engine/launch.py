@@ -6,9 +6,9 @@ backend, sets up detectron2's local process group and makes the trainer's
 DistributedDataParallel wrap CPU modules (which take no ``device_ids``).
 With CUDA, or a single process, it is detectron2's own ``launch``.
 
-A :class:`ConfigError` or :class:`AnnotationError` raised in a worker process (a check that needs
-the data loaded) is raised again in the launching process, so that the command ends with its one
-line instead of the worker's traceback.
+A :class:`ConfigError`, :class:`AnnotationError` or :class:`NonFiniteLossError` raised in a worker
+process (a check that needs the data loaded, a loss that blew up) is raised again in the launching
+process, so that the command ends with its one line instead of the worker's traceback.
 """
 import logging
 import os
@@ -25,6 +25,7 @@ from torch.multiprocessing.spawn import ProcessRaisedException
 
 from ..config import ConfigError
 from ..data.checks import AnnotationError
+from .loss_check import NonFiniteLossError
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank
 
 
 # errors whose message is the whole story (raised by wsis-d2's checks), by class name
-ONE_LINE_ERRORS = {"ConfigError": ConfigError, "AnnotationError": AnnotationError}
+ONE_LINE_ERRORS = {"ConfigError": ConfigError, "AnnotationError": AnnotationError,
+                   "NonFiniteLossError": NonFiniteLossError}
 
 
 def _one_line_error(error: ProcessRaisedException):

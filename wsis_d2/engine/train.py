@@ -14,6 +14,7 @@ from ..modeling.checkpoint import WSISCheckpointer, unloaded_weights_error
 from .launch import launch
 from .run_lock import training_lock
 from .setup import check_weights, setup
+from .loss_check import NonFiniteLossError
 from .trainer import Trainer, error_line
 
 
@@ -84,5 +85,5 @@ def main(argv=None, prog=None):
         with lock:
             launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                    dist_url=args.dist_url, args=(args,))
-    except (ConfigError, AnnotationError) as e:  # found once the data or weights load (here when one process)
+    except (ConfigError, AnnotationError, NonFiniteLossError) as e:  # found once the data or weights load (here when one process)
         raise SystemExit(f"error: {error_line(e)}")

@@ -22,6 +22,8 @@ from ..evaluation import build_coco_evaluator
 from ..evaluation.pseudo_masks import PseudoMaskQualityHook
 from ..modeling.checkpoint import WSISCheckpointer
 from ..modeling.teacher import EMAUpdateHook
+from .loss_check import FileNameRecordingLoader, NonFiniteLossError, check_losses_of
+from .training_masks import TrainingMaskPictureHook, recorders
 from .visualize import save_prediction_pictures
 
 logger = logging.getLogger(__name__)
@@ -39,11 +41,11 @@ def error_line(error: Exception) -> str:
 class _OneLineTrainingErrors(logging.Filter):
     """detectron2's training loop logs any exception with its traceback before raising it again; a
     :class:`ConfigError` / :class:`AnnotationError` (an unreadable image met in training) is logged as
-    its one line, which is also what the command prints."""
+    its one line, which is also what the command prints (so is a :class:`NonFiniteLossError`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, (ConfigError, AnnotationError)):
+        if isinstance(error, (ConfigError, AnnotationError, NonFiniteLossError)):
             record.msg, record.args, record.exc_info, record.exc_text = f"Stopped: {error_line(error)}", (), None, None
         return True
 
@@ -71,6 +73,14 @@ def training_dataset_dicts(cfg) -> list:
 
 
 class Trainer(DefaultTrainer):
+    """Stops at a NaN or infinite loss naming the iteration, the loss and the batch's files
+    (:mod:`~wsis_d2.engine.loss_check`); CondInst-based models put pictures of their training masks into
+    TensorBoard every ``WSIS.VIS_PERIOD`` iterations (:mod:`~wsis_d2.engine.training_masks`)."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        check_losses_of(self._trainer)
+
     def build_hooks(self):
         """DefaultTrainer's hooks; models with an EMA teacher also update it after each step,
         before the checkpointer saves it. (Called inside DefaultTrainer's constructor, right after
@@ -91,6 +101,9 @@ class Trainer(DefaultTrainer):
             if comm.is_main_process():
                 # after the teacher's update, before the writer that flushes this step's scalars
                 hooks.insert(len(hooks) - 1, PseudoMaskQualityHook(self.cfg))
+        if self.cfg.WSIS.VIS_PERIOD > 0 and comm.is_main_process() and recorders(model):
+            # before the writer, which saves the picture to TensorBoard with this step's scalars
+            hooks.insert(len(hooks) - 1, TrainingMaskPictureHook(self.cfg.WSIS.VIS_PERIOD))
         return hooks
 
     def state_dict(self):
@@ -124,7 +137,7 @@ class Trainer(DefaultTrainer):
             mapper.fallback_dataset = DatasetFromList(dataset, copy=False)
         loader = build_detection_train_loader(cfg, mapper=mapper, dataset=dataset)
         check_datasets_fit_model(cfg, cfg.DATASETS.TRAIN, cfg.DATASETS.TEST)
-        return loader
+        return FileNameRecordingLoader(loader)  # a non-finite loss names the batch's files
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):

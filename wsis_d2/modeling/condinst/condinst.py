@@ -20,6 +20,7 @@ from ..fcos.fcos import FCOS, FCOSPositives
 from ..losses import ImageFrameInputs, build_mask_losses
 from .dynamic_mask_head import DynamicMaskHead
 from .mask_branch import MaskBranch
+from .snapshot import training_mask_snapshot
 
 
 def select_top_positives_per_instance(positives: FCOSPositives, gt_instances: List[Instances],
@@ -71,6 +72,10 @@ class CondInst(nn.Module):
         # and, per image, ``mask_feats`` (C, Hp/t, Wp/t) of the padded input at the mask branch's stride t
         self.keep_mask_probs = False
         self.keep_mask_feats = False
+        # set for one step by the trainer's picture hook: that step's training forward keeps
+        # ``training_masks`` (:func:`training_mask_snapshot`: a few instances' image, box and mask)
+        self.record_training_masks = False
+        self.training_masks = None
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
@@ -176,6 +181,11 @@ class CondInst(nn.Module):
                 teacher_feats=self._teacher_feats(batched_inputs, mask_feats))
             for loss in self.mask_losses:
                 losses.update(loss(logits, inputs))
+            if self.record_training_masks:
+                self.training_masks = training_mask_snapshot(
+                    inputs.raw_images, images.image_sizes, [g.gt_boxes.tensor for g in gt_instances],
+                    positives.im_inds, positives.gt_inds, positives.scores, logits, self.mask_out_stride,
+                    self.input_format)
             return losses
 
         detections = self.fcos(images, features)
