@@ -145,4 +145,8 @@ class WSISDatasetMapper(DatasetMapper):
             if some_masks:  # a placeholder's box is empty: keep the annotated one
                 mask_boxes.tensor[~instances.gt_has_mask] = instances.gt_boxes.tensor[~instances.gt_has_mask]
             instances.gt_boxes = mask_boxes
-        dataset_dict["instances"] = utils.filter_empty_instances(instances)
+        if some_masks:  # as filter_empty_instances, but a placeholder's emptiness does not drop its object
+            keep = instances.gt_boxes.nonempty() & (instances.gt_masks.nonempty() | ~instances.gt_has_mask)
+            dataset_dict["instances"] = instances[keep]
+        else:
+            dataset_dict["instances"] = utils.filter_empty_instances(instances)
