@@ -14,7 +14,7 @@
     wsis-d2 predict --config-file C --weights W --input IMG|DIR|'GLOB'|VIDEO [--output DIR --confidence 0.5] [KEY VALUE ...]
     wsis-d2 pointwssis --semi-json SEMI.json --image-root DIR --val-json VAL.json [--config-file C --output-dir O] [KEY VALUE ...]
     wsis-d2 report --results FILE.json ... [--output-dir DIR] [--variants] [--baseline METHOD [--exclude-class C ...] [--seeds S ...]]
-    wsis-d2 views --input COCO.json --views box,point,semi_10 [--output-dir DIR --num-points 10 --seed 0]
+    wsis-d2 views --input COCO.json --views box,point,semi_10,mixed_10_0 [--output-dir DIR --num-points 10 --seed 0]
 """
 import sys
 

@@ -119,6 +119,16 @@ def add_wsis_config(cfg: CN) -> CN:
     # and the centerness). False (the papers): they share it.
     _C.MODEL.CONDINST.DETACH_CONTROLLER_INPUT = False
 
+    # ---------------------------------------------------------------- mixed supervision
+    # True: per-object supervision. Each GT object may carry a mask, a box alone, or a box and points,
+    # and each configured mask loss trains only the objects that have its labels (masks: DiceMaskLoss;
+    # points: PointLoss; box losses: the objects without a mask; teacher pseudo-mask losses: all, a
+    # real mask replacing the pseudo mask). The training data may then have masks or points on only
+    # some annotations; the losses must cover every kind it holds (checked before training). False: one
+    # kind of label for the whole training set (a set with masks or points on only some annotations is
+    # refused). CondInst-family models and Mask R-CNN with MixedMaskRCNNHead.
+    _C.MODEL.MIXED_SUPERVISION = False
+
     # ---------------------------------------------------------------- BoxInst
     # Box-supervised losses (Tian et al., CVPR 2021), read by the losses themselves (ProjectionLoss,
     # PairwiseColorLoss and the terms that share its colour graph) in every model that uses them.

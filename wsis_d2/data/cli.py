@@ -33,12 +33,13 @@ def views_main(argv=None):
         description="Make weak-supervision views of a COCO instance JSON with masks: 'box' (masks "
                     "stripped), 'point' (boxes + N PointSup points per object labelled from the masks, "
                     "masks stripped), 'semi_<p>' (p % of the images keep masks, the rest boxes + one "
-                    "centre point per object), 'full'. Writes <output-dir>/<input stem>_<view>.json; "
+                    "centre point per object), 'mixed_<m>_<p>' (per object: m % keep masks, p % get boxes + N "
+                    "points, the rest boxes alone), 'full'. Writes <output-dir>/<input stem>_<view>.json; "
                     "never overwrites the input, nor an existing output unless --overwrite.")
     parser.add_argument("--input", required=True, help="COCO instance JSON with 'segmentation' on every annotation")
     parser.add_argument("--views", default="box,point", help="comma-separated views (default: box,point)")
     parser.add_argument("--output-dir", default=None, help="default: the input's folder")
-    parser.add_argument("--num-points", type=positive_int, default=10, help="points per object in the point view")
+    parser.add_argument("--num-points", type=positive_int, default=10, help="points per object in the point and mixed views")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     args = parser.parse_args(argv)
@@ -63,7 +64,7 @@ def views_main(argv=None):
         missing = [a.get("id") for a in coco["annotations"] if not a.get("segmentation")]
         if missing and any(parse_view(v)[0] != "box" for v in views):
             raise AnnotationError(f"{src}: annotation id {missing[0]} has no field 'segmentation' "
-                                  f"({len(missing)} such); point and semi views are drawn from masks")
+                                  f"({len(missing)} such); point, semi and mixed views are drawn from masks")
         out_dir.mkdir(parents=True, exist_ok=True)
         for view, path in targets.items():
             data = make_view(coco, view, num_points=args.num_points, seed=args.seed)

@@ -6,7 +6,7 @@ differ from the training set's is scored against the wrong classes, and a valida
 only some annotations fails inside pycocotools after training has finished.
 """
 import logging
-from typing import Sequence
+from typing import Dict, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
@@ -76,3 +76,54 @@ def check_datasets_fit_model(cfg, train_names: Sequence[str], test_names: Sequen
                               "other classes; give both files the same categories")
         if cfg.MODEL.MASK_ON:
             _check_masks_all_or_none(dataset_dicts, name)
+
+
+def supervision_counts(dataset_dicts: list) -> Dict[str, int]:
+    """How many (non-crowd) annotations there are, and how many have a mask, points, neither."""
+    anns = [a for d in dataset_dicts for a in d.get("annotations", ()) if not a.get("iscrowd", 0)]
+    masks = sum("segmentation" in a for a in anns)
+    points = sum(bool(a.get("point_coords")) for a in anns)
+    points_only = sum(bool(a.get("point_coords")) and "segmentation" not in a for a in anns)
+    return {"total": len(anns), "mask": masks, "points": points, "points_no_mask": points_only,
+            "box": len(anns) - masks - points_only}
+
+
+def check_training_supervision(cfg, dataset_dicts: list, train_names: Sequence[str],
+                               mask_losses: Dict[str, tuple], kinds_trained: Dict[str, set]) -> None:
+    """The training labels fit the mask losses (mixed supervision or one kind everywhere).
+
+    Args:
+        dataset_dicts: the loaded training dicts of ``train_names``.
+        mask_losses: {loss name: the labels it reads} of the model's mask losses.
+        kinds_trained: {loss name: the kinds of object it trains under mixed supervision ("mask",
+            "points", "box")}.
+
+    Raises:
+        ConfigError: without ``MODEL.MIXED_SUPERVISION``, a loss reads masks (points) that only some
+            annotations have; with it, objects of a kind the data holds that no loss trains.
+    """
+    counts = supervision_counts(dataset_dicts)
+    total, names = counts["total"], ", ".join(train_names)
+    if total == 0 or not mask_losses:
+        return
+    if not cfg.MODEL.MIXED_SUPERVISION:
+        for kind, label in (("mask", "masks"), ("points", "points")):
+            readers = [n for n, labels in mask_losses.items() if label in labels]
+            if readers and 0 < counts[kind] < total:
+                raise ConfigError(
+                    f"DATASETS.TRAIN {names}: only {counts[kind]} of its {total} annotations have "
+                    f"{'a segmentation' if kind == 'mask' else 'points'}, and {readers[0]} needs them on every "
+                    "object; for labels that differ per object set MODEL.MIXED_SUPERVISION True with losses "
+                    "for each kind (configs/Mixed), or train on one view")
+        return
+    present = {"mask": counts["mask"], "points": counts["points_no_mask"], "box": counts["box"]}
+    for kind, count in present.items():
+        if count and not any(kind in kinds_trained[n] for n in mask_losses):
+            what = {"mask": "a mask", "points": "a box and points", "box": "a box alone"}[kind]
+            raise ConfigError(
+                f"DATASETS.TRAIN {names}: {count} of its {total} objects have {what}, but none of the mask "
+                f"losses {list(mask_losses)} trains such objects under MODEL.MIXED_SUPERVISION (masks: "
+                "DiceMaskLoss; points: PointLoss; boxes: ProjectionLoss + PairwiseColorLoss)")
+    if counts["points_no_mask"] and not any("points" in labels for labels in mask_losses.values()):
+        logger.warning(f"DATASETS.TRAIN {names}: {counts['points_no_mask']} objects have points, but no mask "
+                       "loss reads points (add PointLoss to use them)")

@@ -12,6 +12,14 @@ image (flip, resize) and stored per instance as
 Which fields an image yields is decided by its annotations alone: a box view
 yields no ``gt_masks``, a point view yields points and no ``gt_masks``.
 
+Mixed supervision (an image whose annotations have masks or points on only some
+objects): the image gets ``gt_masks`` (as ``BitMasks``) / points for all its
+instances, all-zero masks and ignored (-1) points where an object has none, and
+the per-instance flags ``gt_has_mask`` / ``gt_has_points`` (bool, N) say which
+are real; every reader honours them (:mod:`wsis_d2.modeling.losses.per_object`).
+No box is filled in as a mask and no point is invented. An image whose objects
+all have (or all lack) a kind gets no flag for it.
+
 An image that cannot be read (truncated, corrupt, not the size its JSON entry says) raises
 :class:`~wsis_d2.data.checks.AnnotationError` naming the file; in training with
 ``WSIS.SKIP_BAD_IMAGES`` it is logged once and detectron2's loader takes another image instead.
@@ -35,10 +43,11 @@ def points_to_tensors(annos, transforms, image_shape, points_per_instance: int =
 
     ``points_per_instance`` > 0 keeps only each object's first that many points.
     """
-    if not annos or "point_coords" not in annos[0]:
+    if not any("point_coords" in a for a in annos):
         return None
     keep = points_per_instance if points_per_instance > 0 else None
-    annos = [dict(a, point_coords=a["point_coords"][:keep], point_labels=a["point_labels"][:keep]) for a in annos]
+    annos = [dict(a, point_coords=a.get("point_coords", [])[:keep], point_labels=a.get("point_labels", [])[:keep])
+             for a in annos]
     num_points = max(1, max(len(a["point_coords"]) for a in annos))
     coords = np.zeros((len(annos), num_points, 2), np.float32)
     labels = np.full((len(annos), num_points), -1.0, np.float32)
@@ -114,10 +123,30 @@ class WSISDatasetMapper(DatasetMapper):
         if not self.use_instance_mask:
             for ann in annos:
                 ann.pop("segmentation", None)
-        instances: Instances = utils.annotations_to_instances(annos, image_shape, mask_format=self.instance_mask_format)
+        has_mask = [("segmentation" in a) for a in annos]
+        some_masks = any(has_mask) and not all(has_mask)
+        if some_masks:
+            # no mask drawn: an all-zero placeholder (dense BitMasks need one), flagged as not a label
+            for ann, has in zip(annos, has_mask):
+                if not has:
+                    ann["segmentation"] = np.zeros(image_shape[:2], np.uint8)
+        instances: Instances = utils.annotations_to_instances(
+            annos, image_shape, mask_format="bitmask" if some_masks else self.instance_mask_format)
+        if some_masks:
+            instances.gt_has_mask = torch.tensor(has_mask, dtype=torch.bool)
         points = points_to_tensors(annos, transforms, image_shape, self.points_per_instance)
         if points is not None:
             instances.gt_point_coords, instances.gt_point_labels = points
+            has_points = [bool(a.get("point_coords")) for a in annos]
+            if not all(has_points):
+                instances.gt_has_points = torch.tensor(has_points, dtype=torch.bool)
         if self.recompute_boxes and instances.has("gt_masks"):
-            instances.gt_boxes = instances.gt_masks.get_bounding_boxes()
-        dataset_dict["instances"] = utils.filter_empty_instances(instances)
+            mask_boxes = instances.gt_masks.get_bounding_boxes()
+            if some_masks:  # a placeholder's box is empty: keep the annotated one
+                mask_boxes.tensor[~instances.gt_has_mask] = instances.gt_boxes.tensor[~instances.gt_has_mask]
+            instances.gt_boxes = mask_boxes
+        if some_masks:  # as filter_empty_instances, but a placeholder's emptiness does not drop its object
+            keep = instances.gt_boxes.nonempty() & (instances.gt_masks.nonempty() | ~instances.gt_has_mask)
+            dataset_dict["instances"] = instances[keep]
+        else:
+            dataset_dict["instances"] = utils.filter_empty_instances(instances)

@@ -10,7 +10,7 @@ a prepared folder (default ``$DETECTRON2_DATASETS/<name>``)::
 
     <name>/annotations/train.json                 boxes + masks
                        train_{box,point}.json      the supervision views (wsis_d2.data.views)
-                       train_semi_{5,10,20,50}.json
+                       train_semi_{5,10,20,50}.json, train_mixed_10_0.json
                        val.json
     <name>/train/<images>   <name>/val/<images>
 
@@ -44,7 +44,7 @@ REAL_DATASETS = {
     },
 }
 # the training views written beside train.json (val keeps boxes + masks)
-REAL_VIEWS = ("box", "point", "semi_5", "semi_10", "semi_20", "semi_50")
+REAL_VIEWS = ("box", "point", "semi_5", "semi_10", "semi_20", "semi_50", "mixed_10_0")
 SPLITS = ("train", "val")
 
 

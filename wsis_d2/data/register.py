@@ -6,16 +6,22 @@ checked once (:func:`check_coco_instances`) and the point fields
 """
 import json
 import os
+import tempfile
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
 from .checks import AnnotationError, check_coco_instances
 from .shapes import CATEGORIES, ensure_shapes
+from .views import make_view
 
 
 POINT_ANNOTATION_KEYS = ["point_coords", "point_labels"]
 SHAPES_VIEWS = ("full", "box", "point", "semi_5", "semi_10", "semi_20", "semi_50")
+# per-object mixed views (MODEL.MIXED_SUPERVISION): m % of the objects with masks, p % with points (none,
+# 10 %, or every object without a mask), made from train_all.json on first use
+SHAPES_MIXED_VIEWS = tuple(f"mixed_{m}_{p}" for m in (0, 5, 10, 25, 50, 100)
+                           for p in sorted({0, 10, 100 - m}) if m + p <= 100)
 
 
 def load_checked_coco_json(json_file: str, image_root: str, dataset_name: str = None):
@@ -63,13 +69,30 @@ def shapes_root(cfg=None) -> str:
     return os.path.join(os.environ.get("DETECTRON2_DATASETS", "datasets"), "shapes")
 
 
+def mixed_shapes_file(root: str, view: str) -> str:
+    """``annotations/train_<view>.json`` of a mixed view of the shapes data in ``root``, written from
+    ``train_all.json`` (atomically) unless it is there."""
+    ensure_shapes(root)
+    path = os.path.join(root, "annotations", f"train_{view}.json")
+    if not os.path.isfile(path):
+        with open(os.path.join(root, "annotations", "train_all.json")) as f:
+            data = make_view(json.load(f), view)
+        fd, tmp = tempfile.mkstemp(prefix=f".train_{view}-", suffix=".json", dir=os.path.dirname(path))
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)  # a concurrent process writes the same file
+    return path
+
+
 def _load_shapes_view(view: str, root: str, name: str):
+    if view.startswith("mixed_"):
+        return load_checked_coco_json(mixed_shapes_file(root, view), root, name)
     files = ensure_shapes(root)
     return load_checked_coco_json(files[view], root, name)
 
 
 def register_shapes(root: str = None, prefix: str = "shapes") -> None:
-    """Register ``<prefix>_{full,box,point,semi_<p>,val}`` for the shapes data in ``root``
+    """Register ``<prefix>_{full,box,point,semi_<p>,mixed_<m>_<p>,val}`` for the shapes data in ``root``
     (:func:`wsis_d2.autolabel.pseudo_views.register_shapes_pseudo` adds its pseudo-mask views).
 
     The data is generated on first use (when the dataset is first loaded), not
@@ -77,7 +100,7 @@ def register_shapes(root: str = None, prefix: str = "shapes") -> None:
     """
     root = root or shapes_root()
     thing_classes = [c["name"] for c in CATEGORIES]
-    for view in SHAPES_VIEWS + ("val",):
+    for view in SHAPES_VIEWS + SHAPES_MIXED_VIEWS + ("val",):
         name = f"{prefix}_{view}"
         unregister(name)
         DatasetCatalog.register(name, lambda view=view, name=name: _load_shapes_view(view, root, name))

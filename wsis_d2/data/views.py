@@ -8,7 +8,12 @@ entitled to, written to its own JSON file:
 - ``point``: boxes + PointSup points (``point_coords``/``point_labels``), no masks;
 - ``semi_<p>``: p % of the images (seeded choice) keep boxes + masks; every other
   image keeps boxes + one positive point per object (the mask pixel nearest to
-  the mask's centre of mass, as PointWSSIS' centre points) and no mask.
+  the mask's centre of mass, as PointWSSIS' centre points) and no mask;
+- ``mixed_<m>_<p>``: per object (not per image), m % of the objects keep their
+  masks, p % get a box + PointSup points (drawn from the mask, as the ``point``
+  view's) and no mask, the rest a box alone. Seeded: one permutation of the
+  annotation ids, so the objects with masks at 5 % are among those at 10 %.
+  For ``MODEL.MIXED_SUPERVISION`` (configs/Mixed).
 """
 import copy
 import json
@@ -150,8 +155,49 @@ def semi_view(coco: dict, percent: float, seed: int = 0) -> dict:
     return out
 
 
+def mixed_view(coco: dict, mask_percent: float, point_percent: float, num_points: int = 10, seed: int = 0) -> dict:
+    """Per-object mixed supervision: ``mask_percent`` % of the objects keep boxes + masks,
+    ``point_percent`` % get boxes + ``num_points`` PointSup points labelled from their (then hidden)
+    masks, the rest boxes alone (``area`` the box's where the mask is hidden).
+
+    The objects are chosen by one seeded permutation of the sorted annotation ids (the first m %
+    keep masks, the next p % get points), so a larger share of masks keeps the smaller share's. A
+    point object's points are those :func:`add_points` draws for it (same seed).
+    """
+    if not (0 <= mask_percent <= 100 and 0 <= point_percent <= 100 and mask_percent + point_percent <= 100):
+        raise ValueError(f"mixed view: mask and point percents must be in [0, 100] and sum to at most 100, "
+                         f"got {mask_percent:g} and {point_percent:g}")
+    if num_points < 1:
+        raise ValueError(f"num_points must be >= 1, got {num_points}")
+    ids = sorted(a["id"] for a in coco["annotations"])
+    order = np.random.default_rng([seed, 11]).permutation(len(ids))
+    num_masks = int(round(len(ids) * mask_percent / 100.0))
+    num_points_objects = min(int(round(len(ids) * point_percent / 100.0)), len(ids) - num_masks)
+    with_mask = {ids[k] for k in order[:num_masks]}
+    with_points = {ids[k] for k in order[num_masks: num_masks + num_points_objects]}
+    sizes = {img["id"]: (img["height"], img["width"]) for img in coco["images"]}
+    anns = []
+    for a in coco["annotations"]:
+        if a["id"] in with_mask:
+            anns.append(_strip(a, POINT_KEYS))
+            continue
+        ann = dict(_strip(a, MASK_KEYS + POINT_KEYS), area=_box_area(a))
+        if a["id"] in with_points:
+            if not a.get("segmentation"):
+                raise ValueError(f"annotation id {a.get('id')} has no 'segmentation' to label points from")
+            mask = decode(a["segmentation"], *sizes[a["image_id"]])
+            coords, labels = sample_box_points(mask, a["bbox"], num_points, np.random.default_rng([seed, int(a["id"])]))
+            ann.update(point_coords=coords, point_labels=labels)
+        anns.append(ann)
+    out = _with_info(coco, anns, f"mixed_{mask_percent:g}_{point_percent:g}")
+    out["info"]["objects"] = {"mask": len(with_mask), "points": len(with_points),
+                              "box": len(ids) - len(with_mask) - len(with_points)}
+    return out
+
+
 def parse_view(name: str):
-    """'box' | 'point' | 'full' | 'semi_<p>' -> (kind, percent or None); ValueError otherwise."""
+    """'box' | 'point' | 'full' | 'semi_<p>' | 'mixed_<m>_<p>' -> (kind, percent or (m, p) or None);
+    ValueError otherwise."""
     if name in ("full", "box", "point"):
         return name, None
     if name.startswith("semi_"):
@@ -159,7 +205,17 @@ def parse_view(name: str):
             return "semi", float(name[len("semi_"):])
         except ValueError:
             pass
-    raise ValueError(f"unknown view {name!r}: use full, box, point or semi_<percent> (e.g. semi_10)")
+    if name.startswith("mixed_"):
+        parts = name[len("mixed_"):].split("_")
+        try:
+            if len(parts) == 2:
+                m, p = float(parts[0]), float(parts[1])
+                if 0 <= m and 0 <= p and m + p <= 100:
+                    return "mixed", (m, p)
+        except ValueError:
+            pass
+    raise ValueError(f"unknown view {name!r}: use full, box, point, semi_<percent> (e.g. semi_10) or "
+                     "mixed_<mask percent>_<point percent> (e.g. mixed_10_0; the two sum to at most 100)")
 
 
 def make_view(coco: dict, name: str, num_points: int = 10, seed: int = 0) -> dict:
@@ -171,6 +227,8 @@ def make_view(coco: dict, name: str, num_points: int = 10, seed: int = 0) -> dic
         return box_view(coco)
     if kind == "point":
         return point_view(add_points(coco, num_points, seed))
+    if kind == "mixed":
+        return mixed_view(coco, *percent, num_points=num_points, seed=seed)
     return semi_view(coco, percent, seed)
 
 

@@ -16,11 +16,12 @@ from detectron2.utils import comm
 
 from ..config import ConfigError
 from ..data.checks import AnnotationError
-from ..data.config_checks import check_datasets_fit_model
+from ..data.config_checks import check_datasets_fit_model, check_training_supervision
 from ..data.mapper import WSISDatasetMapper
 from ..evaluation import build_coco_evaluator
 from ..evaluation.pseudo_masks import PseudoMaskQualityHook
 from ..modeling.checkpoint import WSISCheckpointer
+from ..modeling.losses.per_object import configured_mask_losses, kinds_trained
 from ..modeling.teacher import EMAUpdateHook
 from .loss_check import FileNameRecordingLoader, NonFiniteLossError, check_losses_of
 from .training_masks import TrainingMaskPictureHook, recorders
@@ -126,12 +127,17 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg):
         """detectron2's loader with :class:`WSISDatasetMapper`; then, with the training sets loaded,
-        their classes are checked against the model's and the test sets' (before training starts).
+        their classes are checked against the model's and the test sets' (before training starts), and
+        their labels against the mask losses (:func:`check_training_supervision`).
 
         Raises:
-            ConfigError: the training sets hold no image with an annotation to train from.
+            ConfigError: the training sets hold no image with an annotation to train from, or labels
+                the mask losses cannot train from.
         """
         dataset = training_dataset_dicts(cfg)
+        mask_losses = configured_mask_losses(cfg)
+        check_training_supervision(cfg, dataset, cfg.DATASETS.TRAIN, mask_losses,
+                                   {name: kinds_trained(labels) for name, labels in mask_losses.items()})
         mapper = WSISDatasetMapper(cfg, is_train=True)
         if mapper.skip_bad_images:  # serialized like detectron2's own copy, not a list per worker
             mapper.fallback_dataset = DatasetFromList(dataset, copy=False)

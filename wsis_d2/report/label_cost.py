@@ -7,14 +7,17 @@ Annotation costs per object:
 - box + K points: 7 s + 0.8 s per point, so that box + 10 points = 15 s (PointSup,
   Cheng et al., CVPR 2022: about 5x cheaper than masks);
 - semi_<p> (PointWSSIS-style views here: p % of images fully labelled, the rest box +
-  one point): the per-object mix of the above.
+  one point): the per-object mix of the above;
+- mixed_<m>_<p> (per-object mixed supervision: m % of the objects with masks, p % with a box
+  + K points, the rest boxes): m % x mask + p % x (box + K points) + the rest x box.
 
 Pseudo-label views (made from boxes by a program) cost what their boxes cost.
 
 The table lists every row. The plot draws one point per method (:func:`method_points`): the mean
 over its seeds of its newest setting, with bars from the lowest to the highest seed, coloured by
 the kind of supervision, with the Pareto front (nothing cheaper scores as high) joined; variants
-of a method only when asked. Teacher-student rows that measured their pseudo masks over training
+of a method only when asked; the mixed views' points (one line with points, one without) joined
+by a solid line of their colour. Teacher-student rows that measured their pseudo masks over training
 (``pseudo_mask_curve``) also get a plot of that curve.
 """
 import math
@@ -31,7 +34,7 @@ POINT_SECONDS = 0.8
 
 FULLY_LABELLED = ("coco_2017_train",)
 # the supervision view a dataset name ends with (shapes_box, coco_2017_train_point, ...)
-VIEW_SUFFIX = re.compile(r"(?:^|_)(full|box|point|pseudo_[a-z]+|semi_[\d.]+(?:_masks_only)?)$")
+VIEW_SUFFIX = re.compile(r"(?:^|_)(full|box|point|pseudo_[a-z]+|semi_[\d.]+(?:_masks_only)?|mixed_[\d.]+_[\d.]+)$")
 # kind of supervision: the plot's legend and colour
 KINDS = {
     "full": ("full masks", "#222222"),
@@ -40,7 +43,11 @@ KINDS = {
     "point": ("box + points", "#2ca02c"),
     "box": ("boxes", "#1f77b4"),
     "pseudo": ("pseudo masks made from boxes", "#ff7f0e"),
+    "mixed": ("masks of m % of the objects + boxes", "#d62728"),
+    "mixed_points": ("masks of m % of the objects + boxes and points", "#8c564b"),
 }
+# kinds whose points are joined by a line of their own (a curve over the share of masks)
+CURVE_KINDS = ("mixed", "mixed_points")
 
 
 def supervision(row: dict) -> Tuple[str, float]:
@@ -59,10 +66,15 @@ def supervision(row: dict) -> Tuple[str, float]:
         return "box", BOX_SECONDS
     if view.startswith("pseudo_"):
         return "pseudo", BOX_SECONDS
-    if view == "point":
+    if view == "point" or view.startswith("mixed_"):
         match = re.search(r"INPUT\.POINTS_PER_INSTANCE (\d+)", row.get("config") or "")
         points = int(match.group(1)) if match and int(match.group(1)) > 0 else 10
-        return "point", BOX_SECONDS + POINT_SECONDS * points
+        if view == "point":
+            return "point", BOX_SECONDS + POINT_SECONDS * points
+        masks, with_points = (float(v) / 100.0 for v in view[len("mixed_"):].split("_"))
+        seconds = masks * MASK_SECONDS + with_points * (BOX_SECONDS + POINT_SECONDS * points) + \
+            (1 - masks - with_points) * BOX_SECONDS
+        return ("mixed_points" if with_points > 0 else "mixed"), seconds
     # semi_<p>: the p % fully labelled images' masks, and (unless only those are used) one point + box
     # per object of the rest
     masks_only = view.endswith("_masks_only")
@@ -262,6 +274,13 @@ def plot_label_cost(points: List[dict], path: Path) -> None:
             on_front.update(id(p) for p in front)
             ax.plot([xs[drawn.index(p)] for p in front], [p[key]["mean"] for p in front], "--", color="0.45",
                     lw=1, zorder=2)
+        for kind in CURVE_KINDS:
+            for preset in sorted({p["preset"] for p in drawn}):
+                curve = sorted((i for i, p in enumerate(drawn) if p["kind"] == kind and p["preset"] == preset),
+                               key=lambda i: drawn[i]["seconds"])
+                if len(curve) > 1:
+                    ax.plot([xs[i] for i in curve], [drawn[i][key]["mean"] for i in curve], "-",
+                            color=KINDS[kind][1], lw=1.2, zorder=2)
         ax.set_xscale("log")
         if seconds:
             ax.set_xlim(min(seconds) / 1.6, max(seconds) * 1.6)

@@ -17,6 +17,10 @@ colour edges that the teacher's mask features also call alike (threshold: SIM's
 ``MODEL.SIM.PAIRWISE_THRESH``); every student input then carries ``teacher_mask_feats``,
 from iteration 0 (before ``START_ITER`` only the teacher's backbone and mask branch run).
 
+Mixed supervision (``MODEL.MIXED_SUPERVISION``): an instance with a drawn mask
+takes it, weight 1, in place of the teacher's pseudo mask; the box losses then
+train only the instances without one.
+
 Deviations from the reference: the teacher runs in eval mode (the reference
 keeps train-mode BN) on the student's resized images (not at test resolution),
 and its score is FCOS's sqrt(cls x ctrness).
@@ -74,10 +78,12 @@ class BoxTeacher(TeacherStudent):
         return Instances(gt.image_size, **gt.get_fields(), gt_pseudo_masks=masks, gt_pseudo_weights=weights)
 
     def _unclaimed(self, x: Dict) -> Instances:
-        """An input's GT instances with every box unclaimed (empty pseudo masks, weight 0)."""
+        """An input's GT instances with every box unclaimed (empty pseudo masks, weight 0; a real mask,
+        weight 1, under mixed supervision)."""
         gt = x["instances"].to(self.device)
-        return self._with_pseudo_masks(gt, torch.zeros((len(gt),) + gt.image_size, device=self.device),
-                                       torch.zeros(len(gt), device=self.device))
+        masks, weights, _ = self.with_real_masks(gt, torch.zeros((len(gt),) + gt.image_size, device=self.device),
+                                                 torch.zeros(len(gt), device=self.device))
+        return self._with_pseudo_masks(gt, masks, weights)
 
     @torch.no_grad()
     def pseudo_label(self, batched_inputs: List[Dict]) -> List[Instances]:

@@ -5,6 +5,9 @@ tiny per-instance mask FCN (:class:`DynamicMaskHead`) applied to shared mask
 features (:class:`MaskBranch`). Training computes the mask losses named in
 ``MODEL.CONDINST.MASK_LOSSES`` on the positives' mask logits, so the same
 detector trains from masks (``dice``) or, in other configs, from weak labels.
+With ``MODEL.MIXED_SUPERVISION`` each loss trains only the instances that carry
+its labels (:mod:`wsis_d2.modeling.losses.per_object`): masks, boxes and points
+in one dataset.
 """
 from typing import Dict, List, Tuple
 
@@ -18,6 +21,7 @@ from torch.nn import functional as F
 
 from ..fcos.fcos import FCOS, FCOSPositives
 from ..losses import ImageFrameInputs, build_mask_losses
+from ..losses.per_object import apply_mask_losses
 from .dynamic_mask_head import DynamicMaskHead
 from .mask_branch import MaskBranch
 from .snapshot import training_mask_snapshot
@@ -52,7 +56,7 @@ class CondInst(nn.Module):
     def __init__(self, *, backbone: nn.Module, fcos: FCOS, mask_branch: MaskBranch, mask_head: DynamicMaskHead,
                  mask_losses: nn.ModuleList, pixel_mean, pixel_std, size_divisibility: int,
                  mask_out_stride: int, max_proposals: int, topk_proposals_per_im: int, mask_threshold: float,
-                 input_format: str = "BGR"):
+                 input_format: str = "BGR", mixed_supervision: bool = False):
         super().__init__()
         self.backbone = backbone
         self.fcos = fcos
@@ -68,6 +72,7 @@ class CondInst(nn.Module):
         self.topk_proposals_per_im = topk_proposals_per_im
         self.mask_threshold = mask_threshold
         self.input_format = input_format
+        self.mixed_supervision = mixed_supervision
         # set by a teacher-student model: inference also returns ``pred_mask_probs`` (D, H, W) float
         # and, per image, ``mask_feats`` (C, Hp/t, Wp/t) of the padded input at the mask branch's stride t
         self.keep_mask_probs = False
@@ -102,6 +107,7 @@ class CondInst(nn.Module):
             "topk_proposals_per_im": c.TOPK_PROPOSALS_PER_IM,
             "mask_threshold": c.MASK_THRESHOLD,
             "input_format": cfg.INPUT.FORMAT,
+            "mixed_supervision": cfg.MODEL.MIXED_SUPERVISION,
         }
 
     @property
@@ -179,8 +185,7 @@ class CondInst(nn.Module):
                 iteration=get_event_storage().iter,
                 mask_feats=mask_feats, mask_feat_stride=self.mask_branch.out_stride,
                 teacher_feats=self._teacher_feats(batched_inputs, mask_feats))
-            for loss in self.mask_losses:
-                losses.update(loss(logits, inputs))
+            losses.update(apply_mask_losses(self.mask_losses, logits, inputs, self.mixed_supervision))
             if self.record_training_masks:
                 self.training_masks = training_mask_snapshot(
                     inputs.raw_images, images.image_sizes, [g.gt_boxes.tensor for g in gt_instances],

@@ -13,6 +13,7 @@ image (``NEEDS_FULL_IMAGE``: the image itself, per-image maps such as features)
 reads them from :class:`ImageFrameInputs`; what only one method needs is computed
 next to that method's loss, from these.
 """
+import copy
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -63,6 +64,19 @@ class MaskLossInputs:
         """(n, 1, h, w) GT masks at the logits' resolution, soft (area shares)."""
         return self.instance_masks("gt_masks", "this mask loss needs GT masks, but the data view has none "
                                                "(use a box/point loss, or a dataset view with masks)")
+
+    def has_masks(self) -> torch.Tensor:
+        """(n,) bool: the instance has a drawn mask (mixed supervision: the GT field ``gt_has_mask``; an
+        image without it: every instance has one when the image has ``gt_masks``, none otherwise)."""
+        raise NotImplementedError(f"{type(self).__name__} holds no per-object supervision flags")
+
+    def has_points(self) -> torch.Tensor:
+        """(n,) bool: the instance has labelled points (``gt_has_points``, else whether the image has them)."""
+        raise NotImplementedError(f"{type(self).__name__} holds no per-object supervision flags")
+
+    def subset(self, keep: torch.Tensor) -> "MaskLossInputs":
+        """The inputs of the instances ``keep`` ((n,) bool) selects, in order (per-image caches shared)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot select instances")
 
     def points(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Each instance's labelled points: coords (n, P, 2) (x, y) normalised to the logits'
@@ -128,8 +142,8 @@ class ImageFrameInputs(MaskLossInputs):
         self.mask_feats = mask_feats
         self.mask_feat_stride = mask_feat_stride
         self.teacher_feats = teacher_feats
-        self._graphs: Dict[tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
-        self._lab = None
+        # per-image caches (colour graphs, "lab"), shared with the subsets of this frame
+        self._graphs: Dict[object, object] = {}
 
     def __len__(self):
         return int(self.im_inds.numel())
@@ -137,6 +151,27 @@ class ImageFrameInputs(MaskLossInputs):
     def _per_instance(self, per_image: List[torch.Tensor]) -> torch.Tensor:
         offsets = torch.tensor([0] + [len(x) for x in per_image], device=self.im_inds.device).cumsum(0)
         return torch.cat(per_image)[offsets[self.im_inds] + self.gt_inds]
+
+    def _referenced_images(self) -> set:
+        return set(self.im_inds.unique().tolist())
+
+    def _flags(self, field: str, default_from: str) -> torch.Tensor:
+        device = self.im_inds.device
+        per_image = [inst.get(field).to(device=device, dtype=torch.bool) if inst.has(field) else
+                     torch.full((len(inst),), len(inst) > 0 and inst.has(default_from), dtype=torch.bool,
+                                device=device) for inst in self.gt_instances]
+        return self._per_instance(per_image)
+
+    def has_masks(self) -> torch.Tensor:
+        return self._flags("gt_has_mask", "gt_masks")
+
+    def has_points(self) -> torch.Tensor:
+        return self._flags("gt_has_points", "gt_point_coords")
+
+    def subset(self, keep: torch.Tensor) -> "ImageFrameInputs":
+        out = copy.copy(self)  # shares self._graphs
+        out.im_inds, out.gt_inds = self.im_inds[keep], self.gt_inds[keep]
+        return out
 
     def select(self, per_image: torch.Tensor) -> torch.Tensor:
         """(N, ...) per-image tensor -> (n, ...) each instance's image's entry."""
@@ -155,9 +190,12 @@ class ImageFrameInputs(MaskLossInputs):
         if fill is not None and not any(inst.has(field) for inst in self.gt_instances):
             return torch.full((len(self), 1, h // s, w // s), fill, device=self.im_inds.device)
         per_image = []
-        for inst in self.gt_instances:
-            if len(inst) == 0:  # detectron2 gives images without annotations no mask fields
-                per_image.append(torch.zeros((0, 1, h // s, w // s), device=self.im_inds.device))
+        referenced = self._referenced_images()
+        for i, inst in enumerate(self.gt_instances):
+            if len(inst) == 0 or i not in referenced:
+                # detectron2 gives images without annotations no mask fields; an image none of these
+                # instances is in (a per-object subset) is not read
+                per_image.append(torch.zeros((len(inst), 1, h // s, w // s), device=self.im_inds.device))
                 continue
             if not inst.has(field):
                 raise ValueError(missing)
@@ -184,10 +222,11 @@ class ImageFrameInputs(MaskLossInputs):
         """Points in the padded input frame, normalised by the padded size (the logits cover it)."""
         device = self.im_inds.device
         coords, labels = [], []
-        for inst in self.gt_instances:
-            if len(inst) == 0:
-                coords.append(torch.zeros((0, 1, 2), device=device))
-                labels.append(torch.zeros((0, 1), device=device))
+        referenced = self._referenced_images()
+        for i, inst in enumerate(self.gt_instances):
+            if len(inst) == 0 or i not in referenced:  # not read (see instance_masks)
+                coords.append(torch.zeros((len(inst), 1, 2), device=device))
+                labels.append(torch.full((len(inst), 1), -1.0, device=device))
                 continue
             if not inst.has("gt_point_coords"):
                 raise ValueError("this mask loss needs labelled points, but the data view has none "
@@ -204,11 +243,11 @@ class ImageFrameInputs(MaskLossInputs):
 
     def _lab_cells(self) -> torch.Tensor:
         """(N, 3, H/s, W/s) each image average-pooled to the stride, in CIE LAB (computed once, on its device)."""
-        if self._lab is None:
+        if "lab" not in self._graphs:
             s = self.stride
             rgb = self.rgb_images() / 255.0
-            self._lab = rgb_to_lab(F.avg_pool2d(rgb.clamp(0, 1), kernel_size=s, stride=s))
-        return self._lab
+            self._graphs["lab"] = rgb_to_lab(F.avg_pool2d(rgb.clamp(0, 1), kernel_size=s, stride=s))
+        return self._graphs["lab"]
 
     def _valid_cells(self, bottom_pixels_removed: int) -> torch.Tensor:
         """(N, 1, H/s, W/s) bool: cells of the image, not padding nor the bottom ``bottom_pixels_removed``

@@ -1,4 +1,4 @@
 """Heads for detectron2's Mask R-CNN that train from weak labels."""
-from .box_supervised import BoxSupervisedMaskRCNNHead, BoxSupervisedROIHeads, RoIFrameInputs
+from .box_supervised import BoxSupervisedMaskRCNNHead, BoxSupervisedROIHeads, MixedMaskRCNNHead, RoIFrameInputs
 
-__all__ = ["BoxSupervisedMaskRCNNHead", "BoxSupervisedROIHeads", "RoIFrameInputs"]
+__all__ = ["BoxSupervisedMaskRCNNHead", "BoxSupervisedROIHeads", "MixedMaskRCNNHead", "RoIFrameInputs"]

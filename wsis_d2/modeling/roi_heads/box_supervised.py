@@ -19,7 +19,8 @@ mask logits per RoI; here they are trained from the matched GT box alone:
 ``BoxSupervisedROIHeads`` attaches each sampled proposal's LAB colours
 (``roi_lab``) before the mask head runs; ``BoxSupervisedMaskRCNNHead`` is
 ``MaskRCNNConvUpsampleHead`` with those losses instead of the mask BCE.
-Inference is detectron2's, unchanged.
+Inference is detectron2's, unchanged. ``MixedMaskRCNNHead`` adds mask-reading losses for
+mixed supervision per object (:mod:`wsis_d2.modeling.losses.per_object`).
 """
 from typing import Dict, List, Tuple
 
@@ -29,7 +30,7 @@ from detectron2.config import configurable
 from detectron2.layers import ShapeSpec, cat
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, ROI_MASK_HEAD_REGISTRY, StandardROIHeads
 from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead, mask_rcnn_inference
-from detectron2.structures import ImageList, Instances
+from detectron2.structures import BitMasks, ImageList, Instances
 from detectron2.utils.events import get_event_storage
 from torchvision.ops import roi_align
 
@@ -37,6 +38,7 @@ from ..losses import MaskLossInputs, build_mask_losses
 from ..losses.box_targets import box_masks
 from ..losses.inputs import pad_points
 from ..losses.pairwise import color_similarity, rgb_to_lab, to_rgb, valid_edges
+from ..losses.per_object import apply_mask_losses
 
 
 # Logit given to context cells known to be background (sigmoid ~ 1e-13).
@@ -54,11 +56,16 @@ class RoIFrameInputs(MaskLossInputs):
         roi_in_image: (n, 1, M + 2c, M + 2c) bool, cell centre inside the image (default: all).
         point_coords: (n, P, 2) the matched GT's labelled points in image pixels, with
         point_labels: (n, P) (point losses only).
+        gt_mask_targets: (n, M, M) the matched GT masks cropped to each proposal box (mask losses only).
+        has_mask, has_points: (n,) bool, per-object supervision (default: every RoI has masks / points
+            when they are given).
     """
 
     def __init__(self, proposal_boxes: torch.Tensor, gt_boxes: torch.Tensor, resolution: int,
                  roi_lab: torch.Tensor = None, roi_in_image: torch.Tensor = None,
-                 point_coords: torch.Tensor = None, point_labels: torch.Tensor = None, iteration: int = 0):
+                 point_coords: torch.Tensor = None, point_labels: torch.Tensor = None, iteration: int = 0,
+                 gt_mask_targets: torch.Tensor = None, has_mask: torch.Tensor = None,
+                 has_points: torch.Tensor = None):
         self.proposal_boxes = proposal_boxes
         self.gt_boxes = gt_boxes
         self.resolution = resolution
@@ -69,9 +76,37 @@ class RoIFrameInputs(MaskLossInputs):
         self.point_labels = point_labels
         self.stride = 1
         self.iteration = iteration
+        self.gt_mask_targets = gt_mask_targets
+        self.has_mask = has_mask
+        self.has_point = has_points
 
     def __len__(self):
         return len(self.gt_boxes)
+
+    def gt_masks(self) -> torch.Tensor:
+        if self.gt_mask_targets is None:
+            raise ValueError("this mask loss needs GT masks, but the data view has none "
+                             "(use a box/point loss, or a dataset view with masks)")
+        return self.gt_mask_targets[:, None].float()
+
+    def has_masks(self) -> torch.Tensor:
+        if self.has_mask is not None:
+            return self.has_mask
+        return torch.full((len(self),), self.gt_mask_targets is not None, dtype=torch.bool,
+                          device=self.gt_boxes.device)
+
+    def has_points(self) -> torch.Tensor:
+        if self.has_point is not None:
+            return self.has_point
+        return torch.full((len(self),), self.point_coords is not None, dtype=torch.bool,
+                          device=self.gt_boxes.device)
+
+    def subset(self, keep: torch.Tensor) -> "RoIFrameInputs":
+        def pick(x):
+            return None if x is None else x[keep]
+        return RoIFrameInputs(self.proposal_boxes[keep], self.gt_boxes[keep], self.resolution, pick(self.roi_lab),
+                              pick(self.roi_in_image), pick(self.point_coords), pick(self.point_labels),
+                              self.iteration, pick(self.gt_mask_targets), pick(self.has_mask), pick(self.has_point))
 
     def _to_unit_roi(self, xy: torch.Tensor) -> torch.Tensor:
         """(n, K, 2) image pixels -> each RoI's [0, 1]^2 frame."""
@@ -130,14 +165,43 @@ def _cat_colors(instances: List[Instances]):
     return cat([inst.roi_lab for inst in instances]), cat([inst.roi_in_image for inst in instances])
 
 
-def _cat_points(instances: List[Instances]):
+def _flags(instances: List[Instances], field: str, default_from: str) -> torch.Tensor:
+    """(R,) bool per-object flag ``field`` of the RoIs' matched GTs (an image without it: all or none,
+    by whether it has ``default_from``)."""
+    return cat([inst.get(field).bool() if inst.has(field) else
+                torch.full((len(inst),), inst.has(default_from), dtype=torch.bool, device=inst.gt_boxes.device)
+                for inst in instances])
+
+
+def _mask_targets(instances: List[Instances], resolution: int):
+    """(R, M, M) each RoI's matched GT mask cropped to its proposal box (detectron2's ``crop_and_resize``),
+    zeros where its image has no masks (not a label: its flag says so); None when no image has masks."""
+    if not any(inst.has("gt_masks") for inst in instances):
+        return None
+    device = instances[0].proposal_boxes.tensor.device
+    return cat([inst.gt_masks.crop_and_resize(inst.proposal_boxes.tensor, resolution).to(device)
+                if inst.has("gt_masks") else torch.zeros((len(inst), resolution, resolution), device=device)
+                for inst in instances]).float()
+
+
+def _cat_points(instances: List[Instances], fill_missing: bool = False):
     """(coords (R, P, 2), labels (R, P)) of the RoIs' matched GTs, or (None, None) when a
-    RoI's image has no points (images without foreground RoIs contribute nothing)."""
+    RoI's image has no points (images without foreground RoIs contribute nothing); with
+    ``fill_missing`` (mixed supervision) such an image's RoIs get ignored (-1) points instead."""
     with_fg = [inst for inst in instances if len(inst)]
-    if not with_fg or not all(inst.has("gt_point_coords") for inst in with_fg):
+    if not with_fg or not any(inst.has("gt_point_coords") for inst in with_fg):
         return None, None
-    coords, labels = pad_points([inst.gt_point_coords for inst in with_fg],
-                                [inst.gt_point_labels for inst in with_fg])
+    if not all(inst.has("gt_point_coords") for inst in with_fg):
+        if not fill_missing:
+            return None, None  # one kind everywhere: a point loss says the points are missing
+        device = with_fg[0].gt_boxes.device
+        coords = [inst.gt_point_coords if inst.has("gt_point_coords") else torch.zeros((len(inst), 1, 2), device=device)
+                  for inst in with_fg]
+        labels = [inst.gt_point_labels if inst.has("gt_point_coords") else torch.full((len(inst), 1), -1.0, device=device)
+                  for inst in with_fg]
+    else:
+        coords, labels = [inst.gt_point_coords for inst in with_fg], [inst.gt_point_labels for inst in with_fg]
+    coords, labels = pad_points(coords, labels)
     return cat(coords), cat(labels)
 
 
@@ -212,10 +276,12 @@ class BoxSupervisedMaskRCNNHead(MaskRCNNConvUpsampleHead):
     ALLOWED_LABELS = ("boxes",)
 
     @configurable
-    def __init__(self, input_shape: ShapeSpec, *, mask_losses, **kwargs):
+    def __init__(self, input_shape: ShapeSpec, *, mask_losses, mixed_supervision: bool = False, **kwargs):
         super().__init__(input_shape, **kwargs)
         # a plain list: the parent is an nn.Sequential whose children are its layers
         self.mask_losses = list(mask_losses)
+        self.mixed_supervision = mixed_supervision
+        self.reads_masks = any("masks" in loss.LABELS for loss in self.mask_losses)
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -225,6 +291,7 @@ class BoxSupervisedMaskRCNNHead(MaskRCNNConvUpsampleHead):
             if getattr(loss, "NEEDS_FULL_IMAGE", False):
                 raise ValueError(f"{type(loss).__name__} needs full-image logits; it cannot run in a RoI head")
         ret["mask_losses"] = losses
+        ret["mixed_supervision"] = cfg.MODEL.MIXED_SUPERVISION
         return ret
 
     def forward(self, x, instances: List[Instances]):
@@ -250,16 +317,28 @@ class BoxSupervisedMaskRCNNHead(MaskRCNNConvUpsampleHead):
         else:
             classes = cat([inst.gt_classes for inst in with_fg])
             logits = x[torch.arange(x.shape[0], device=x.device), classes][:, None]
-        point_coords, point_labels = _cat_points(with_fg)
+        mixed = self.mixed_supervision
+        point_coords, point_labels = _cat_points(with_fg, fill_missing=mixed)
         roi_lab, roi_in_image = _cat_colors(with_fg)
         inputs = RoIFrameInputs(cat([inst.proposal_boxes.tensor for inst in with_fg]),
                                 cat([inst.gt_boxes.tensor for inst in with_fg]), x.shape[-1],
                                 roi_lab=roi_lab, roi_in_image=roi_in_image, point_coords=point_coords,
-                                point_labels=point_labels, iteration=get_event_storage().iter)
+                                point_labels=point_labels, iteration=get_event_storage().iter,
+                                gt_mask_targets=_mask_targets(with_fg, x.shape[-1]) if self.reads_masks else None,
+                                has_mask=_flags(with_fg, "gt_has_mask", "gt_masks") if mixed else None,
+                                has_points=_flags(with_fg, "gt_has_points", "gt_point_coords") if mixed else None)
         return self._losses(logits, inputs)
 
     def _losses(self, logits: torch.Tensor, inputs: RoIFrameInputs) -> Dict[str, torch.Tensor]:
-        losses = {}
-        for loss in self.mask_losses:
-            losses.update({k: v * self.loss_weight for k, v in loss(logits, inputs).items()})
-        return losses
+        losses = apply_mask_losses(self.mask_losses, logits, inputs, self.mixed_supervision)
+        return {k: v * self.loss_weight for k, v in losses.items()}
+
+
+@ROI_MASK_HEAD_REGISTRY.register()
+class MixedMaskRCNNHead(BoxSupervisedMaskRCNNHead):
+    """Mask R-CNN's mask head for mixed supervision per object (``MODEL.MIXED_SUPERVISION``): its
+    ``MODEL.ROI_MASK_HEAD.MASK_LOSSES`` may read masks, boxes and points (e.g. ``MaskBCELoss`` on the
+    objects with masks, ``ProjectionLoss`` + ``PairwiseColorLoss`` on the others, ``PointLoss`` on those
+    with points), each on the RoIs of the objects that carry its labels."""
+
+    ALLOWED_LABELS = ("masks", "boxes", "points")

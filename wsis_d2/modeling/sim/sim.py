@@ -15,6 +15,11 @@ features of the image (before pasting: the teacher runs once per batch),
 (:mod:`.feature_pairwise`, the reference's pairwise term) multiplies into the
 colour affinity. Evaluation uses the teacher.
 
+Mixed supervision (``MODEL.MIXED_SUPERVISION``): an instance with a drawn mask
+gets it as its pseudo label (every pixel labelled, weight 1) instead of the
+semantic-aware one; the box losses still train every box (the student's
+instances carry no mask flags).
+
 Deviations from the reference: the teacher mask of a box is the matched
 prediction's (the reference averages the masks of the box's FCOS positives);
 on a pasted object the pairwise term's feature factor is the teacher's view of
@@ -138,7 +143,11 @@ class SIM(TeacherStudent):
         foreground = torch.zeros((len(gt), h, w), dtype=torch.bool, device=self.device)
         labelled = torch.zeros_like(foreground)
         semantic_of_class = {}  # one full-image map per class present
-        for g in torch.nonzero(weights > 0).flatten().tolist():
+        _, _, real = self.with_real_masks(gt, masks, weights)
+        # mixed supervision: a drawn mask (already in ``masks``) is its own label, every pixel known
+        foreground[real] = masks[real] > 0.5
+        labelled[real] = True
+        for g in torch.nonzero((weights > 0) & ~real).flatten().tolist():
             c = int(gt.gt_classes[g])
             if c not in semantic_of_class:
                 semantic = self.prototypes.semantic_map(feats[None], gt.gt_classes[g: g + 1])

@@ -5,12 +5,15 @@ gradients, at the input resolution, with soft masks and, when asked, its mask
 features); a subclass turns that into the student's inputs
 (:meth:`TeacherStudent.student_inputs`: pseudo masks, augmentation), and the
 student's losses are the model's losses. Inference: the teacher's (default)
-or the student's predictions. Subclasses also expose ``pseudo_label``, which
+or the student's predictions. Under ``MODEL.MIXED_SUPERVISION`` an instance with a
+drawn mask gets that mask, weight 1, in place of the teacher's pseudo mask
+(:meth:`TeacherStudent.with_real_masks`). Subclasses also expose ``pseudo_label``, which
 :class:`~wsis_d2.evaluation.pseudo_masks.PseudoMaskQualityHook` measures.
 """
 from typing import Dict, List
 
 import torch
+from detectron2.structures import BitMasks, Instances, PolygonMasks
 from torch import nn
 
 from ...config.ranges import check_ranges
@@ -87,16 +90,34 @@ class TeacherStudent(nn.Module):
         gives them, without its detections and masks."""
         return list(self.teacher.model.encode(batched_inputs)[2])
 
+    def with_real_masks(self, gt: Instances, masks: torch.Tensor,
+                        weights: torch.Tensor) -> "tuple[torch.Tensor, torch.Tensor, torch.Tensor]":
+        """Mixed supervision: (pseudo masks (G, H, W) with each real GT mask in place of its pseudo
+        mask, weights (G,) with 1 there, (G,) bool: the instance has a real mask). Unchanged (and no
+        instance real) when the student is not mixed-supervised or the image has no masks."""
+        real = torch.zeros(len(gt), dtype=torch.bool, device=masks.device)
+        if not getattr(self.student, "mixed_supervision", False) or len(gt) == 0 or not gt.has("gt_masks"):
+            return masks, weights, real
+        gt_masks = gt.gt_masks
+        if isinstance(gt_masks, PolygonMasks):
+            gt_masks = BitMasks.from_polygon_masks(gt_masks, *gt.image_size)
+        gt_masks = (gt_masks.tensor if isinstance(gt_masks, BitMasks) else gt_masks).to(masks)
+        real = gt.gt_has_mask.to(masks.device) if gt.has("gt_has_mask") else ~real
+        masks = torch.where(real[:, None, None], gt_masks, masks)
+        return masks, torch.where(real, torch.ones_like(weights), weights), real
+
     @torch.no_grad()
     def claimed_masks(self, batched_inputs: List[Dict], with_mask_feats: bool = False) -> List[tuple]:
         """Per image: (GT instances on the model's device, the teacher masks that claimed its boxes
-        (G, H, W), their weights (G,) (0: unclaimed), the teacher's output dict)."""
+        (G, H, W), their weights (G,) (0: unclaimed), the teacher's output dict); under mixed supervision
+        real GT masks replace the teacher's (:meth:`with_real_masks`)."""
         claimed = []
         for x, out in zip(batched_inputs, self.teacher_predictions(batched_inputs, with_mask_feats)):
             gt = x["instances"].to(self.device)
             pred = out["instances"]
             masks, weights = assign_pseudo_masks(gt.gt_boxes.tensor, pred.pred_boxes.tensor, pred.scores,
                                                  pred.pred_mask_probs, self.iou_thresh, self.mask_thresh)
+            masks, weights, _ = self.with_real_masks(gt, masks, weights)
             claimed.append((gt, masks, weights, out))
         return claimed
 
