@@ -8,6 +8,7 @@
     wsis-d2 convert --format labelme --input DIR --output OUT.json
     wsis-d2 convert --format via --input VIA.json --output OUT.json [--images DIR --category NAME]
     wsis-d2 prepare pennfudan|balloon --root EXTRACTED_DIR [--output DIR]
+    wsis-d2 export --config-file C --weights W --format torchscript|onnx --output DIR [--sample-image IMG] [KEY VALUE ...]
     wsis-d2 pointwssis --semi-json SEMI.json --image-root DIR --val-json VAL.json [--config-file C --output-dir O] [KEY VALUE ...]
     wsis-d2 report --results FILE.json ... [--output-dir DIR] [--variants] [--baseline METHOD [--exclude-class C ...] [--seeds S ...]]
     wsis-d2 views --input COCO.json --views box,point,semi_10 [--output-dir DIR --num-points 10 --seed 0]
@@ -19,6 +20,7 @@ from .convert.cli import main as convert_main
 from .convert.prepare import prepare_main
 from .data.cli import shapes_main, views_main
 from .engine import main as train_main
+from .export.cli import main as export_main
 from .model_zoo import print_configs
 from .pipelines.cli import pointwssis_main
 from .report.cli import main as report_main
@@ -38,6 +40,7 @@ COMMANDS = {
     "convert": convert_main,
     "prepare": prepare_main,
     "report": report_main,
+    "export": export_main,
     "pointwssis": pointwssis_main,
 }
 
