@@ -43,6 +43,9 @@ EXPORT_ADAPTERS: Dict[type, Callable[[nn.Module, torch.Tensor], nn.Module]] = {
 # a check passes when the exported model gives the same detections as PyTorch: boxes and scores within
 # these tolerances and every mask (> threshold) with an IoU of at least MIN_MASK_IOU to PyTorch's
 BOX_ATOL, SCORE_ATOL, MIN_MASK_IOU = 1e-3, 1e-4, 0.99
+# torch >= 2.10 marks torch.jit.trace / load deprecated (in favour of torch.export); they still work and
+# are what a TorchScript file needs, so the notice is not shown to a user who asked for one
+_JIT_DEPRECATED = r"`torch\.jit\.\w+` is deprecated"
 
 
 class OnnxMissing(ImportError):
@@ -108,6 +111,7 @@ def write_model(module: nn.Module, sample: torch.Tensor, fmt: str, path: str) ->
         # tracing warns at every Python check of a shape (asserts, the dynamic head's parameter count):
         # those are constant for a given model; what generalises is checked after export
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=FutureWarning)
         if fmt == "torchscript":
             torch.jit.trace(module, (sample,), check_trace=False).save(path)
         elif fmt == "onnx":
@@ -127,7 +131,9 @@ def load_exported(path: str) -> Callable[[torch.Tensor], List[torch.Tensor]]:
     if path.endswith(".onnx"):
         session = onnx_runtime().InferenceSession(path, providers=["CPUExecutionProvider"])
         return lambda image: [torch.from_numpy(a) for a in session.run(None, {"image": image.numpy()})]
-    module = torch.jit.load(path, map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=FutureWarning)
+        module = torch.jit.load(path, map_location="cpu")
     return lambda image: list(module(image))
 
 
@@ -260,12 +266,13 @@ def _version(package: str) -> str:
 
 
 def synthetic_image(height: int, width: int, seed: int = 0) -> torch.Tensor:
-    """A seeded (3, H, W) float image of smooth colour blobs, to trace on when no sample image is given."""
+    """A seeded (3, H, W) float image (whole numbers 0-255) of flat colour discs on grey, to trace on when
+    no sample image is given."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     image = np.full((3, height, width), 110.0, np.float32)
     for _ in range(6):
         cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(0.1, 0.3) * min(height, width)
         inside = ((yy - cy) ** 2 + (xx - cx) ** 2) < r ** 2
-        image[:, inside] = rng.uniform(0, 255, size=(3, 1))
+        image[:, inside] = rng.integers(0, 256, size=(3, 1))
     return torch.from_numpy(image)
