@@ -59,19 +59,35 @@ def _assert_same(reference, exported, mask_threshold):
         assert mask_ious(probs > mask_threshold, masks).min() >= 0.99
 
 
+ORIGINAL = synthetic_image(300, 410, seed=7).permute(1, 2, 0).numpy().astype(np.uint8)  # postprocess test
+
+
+def _resized_original():
+    resized = T.ResizeShortestEdge([128, 128], 224).get_transform(ORIGINAL).apply_image(ORIGINAL)
+    return torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
+
+
+def _threshold_for_detections_everywhere(model, trace_image, set_threshold):
+    """A score threshold under which every test image has at least 3 detections of a random-init model
+    (their scores differ little from image to image), chosen from its scores at threshold 0."""
+    set_threshold(0.0)
+    images = [trace_image, _resized_original()] + _images(CHECK_SIZES)
+    third_best = min(float(_eager(model, x)[1][2]) for x in images)
+    return third_best * 0.999
+
+
 def _random_condinst(config):
     """A random-init CondInst-family model whose masks are not all near 0.5 (the controller's init is
-    widened) and whose score threshold leaves 8 detections on the trace image (other counts elsewhere)."""
+    widened) and whose score threshold leaves some detections on every test image."""
     torch.manual_seed(0)
     cfg = _config(config)
     model = build_model(cfg).eval()
     torch.nn.init.normal_(model.fcos.head.extra.weight, std=0.1)
-    model.fcos.score_thresh = 0.0
     trace_image = synthetic_image(*TRACE_SIZE, seed=0)
-    scores = _eager(model, trace_image)[1]
-    threshold = float(scores[7] ** 2 + scores[8] ** 2) / 2  # joint score (before sqrt) between the 8th and 9th
-    model.fcos.score_thresh = threshold
-    cfg.MODEL.FCOS.INFERENCE_TH = threshold
+    score = _threshold_for_detections_everywhere(model, trace_image,
+                                                 lambda t: setattr(model.fcos, "score_thresh", t))
+    model.fcos.score_thresh = score ** 2  # FCOS thresholds the joint score, before its square root
+    cfg.MODEL.FCOS.INFERENCE_TH = score ** 2
     return cfg, model, trace_image
 
 
@@ -80,10 +96,9 @@ def _random_mask_rcnn():
     cfg = _config("MaskRCNN/R18_shapes.yaml")
     model = build_model(cfg).eval()
     predictor = model.roi_heads.box_predictor
-    predictor.test_score_thresh = 0.0
     trace_image = synthetic_image(*TRACE_SIZE, seed=0)
-    scores = _eager(model, trace_image)[1]
-    threshold = float(scores[4] + scores[5]) / 2  # 5 detections on the trace image
+    threshold = _threshold_for_detections_everywhere(model, trace_image,
+                                                     lambda t: setattr(predictor, "test_score_thresh", t))
     predictor.test_score_thresh = threshold
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = threshold
     return cfg, model, trace_image
@@ -115,7 +130,7 @@ def _check_against_eager(model, exported_file, trace_image, mask_threshold):
             counts.append(len(reference[0]))
     traced_count = len(_eager(model, trace_image)[0])
     # the trap: a trace that baked in its size or detection count would fail on these
-    assert sum(c > 0 for c in counts) >= 2 and len(set(counts + [traced_count])) >= 2, (counts, traced_count)
+    assert min(counts) >= 3 and len(set(counts + [traced_count])) >= 2, (counts, traced_count)
     return counts
 
 
@@ -135,8 +150,9 @@ def test_condinst_torchscript_from_the_command_matches_pytorch(condinst, tmp_pat
     assert sorted(os.listdir(out)) == ["config.yaml", "export.json", "model.pt", "postprocess.py"]
     meta = json.loads((out / "export.json").read_text())
     assert meta["architecture"] == "CondInst" and meta["traced_on_size"] == list(TRACE_SIZE)
-    assert [c["ok"] for c in meta["checks"]] == [True, True] and meta["checks"][0]["detections"] == 8
-    assert "checked at 128x170: 8 detections" in capsys.readouterr().out
+    traced_count = len(_eager(model, trace_image)[0])
+    assert [c["ok"] for c in meta["checks"]] == [True, True] and meta["checks"][0]["detections"] == traced_count
+    assert f"checked at 128x170: {traced_count} detections" in capsys.readouterr().out
     _check_against_eager(model, str(out / "model.pt"), trace_image, model.mask_threshold)
 
 
@@ -158,11 +174,8 @@ def test_shipped_postprocess_gives_the_predictors_result_on_an_original_image(co
     exported = shipped.ExportedModel(str(out))
     assert len(exported.meta["class_names"]) == 6
 
-    original = synthetic_image(300, 410, seed=7).permute(1, 2, 0).numpy().astype(np.uint8)
-    result = exported(original)
-    resized = T.ResizeShortestEdge([128, 128], 224).get_transform(original).apply_image(original)
-    boxes, scores, classes, masks = _eager(model, torch.as_tensor(resized.astype("float32").transpose(2, 0, 1)),
-                                           height=300, width=410)
+    result = exported(ORIGINAL)
+    boxes, scores, classes, masks = _eager(model, _resized_original(), height=300, width=410)
     assert len(boxes) > 0 and result["masks"].shape == (len(boxes), 300, 410)
     assert np.allclose(result["boxes"], boxes.numpy(), atol=0.5) and np.allclose(result["scores"], scores.numpy())
     assert np.array_equal(result["classes"], classes.numpy())
@@ -202,7 +215,7 @@ def test_mask_rcnn_torchscript_matches_pytorch(mask_rcnn, tmp_path):
     cfg, model, trace_image = mask_rcnn
     out = tmp_path / "export"
     meta = export_model(model, cfg, "torchscript", str(out), trace_image)
-    assert meta["architecture"] == "GeneralizedRCNN" and meta["checks"][0]["detections"] == 5
+    assert meta["architecture"] == "GeneralizedRCNN" and meta["checks"][0]["detections"] >= 3
     _check_against_eager(model, str(out / "model.pt"), trace_image, 0.5)
 
 
