@@ -12,6 +12,7 @@
     wsis-d2 convert --format coco-cvat --input instances_default.json --output OUT.json [--images DIR --keep-crowd]
     wsis-d2 prepare pennfudan|balloon --root EXTRACTED_DIR [--output DIR]
     wsis-d2 predict --config-file C --weights W --input IMG|DIR|'GLOB'|VIDEO [--output DIR --confidence 0.5] [KEY VALUE ...]
+    wsis-d2 export --config-file C --weights W --format torchscript|onnx --output DIR [--sample-image IMG] [KEY VALUE ...]
     wsis-d2 pointwssis --semi-json SEMI.json --image-root DIR --val-json VAL.json [--config-file C --output-dir O] [KEY VALUE ...]
     wsis-d2 report --results FILE.json ... [--output-dir DIR] [--variants] [--baseline METHOD [--exclude-class C ...] [--seeds S ...]]
     wsis-d2 views --input COCO.json --views box,point,semi_10,mixed_10_0 [--output-dir DIR --num-points 10 --seed 0]
@@ -24,6 +25,7 @@ from .convert.prepare import prepare_main
 from .data.cli import shapes_main, views_main
 from .engine import main as train_main
 from .engine.predict_cli import main as predict_main
+from .export.cli import main as export_main
 from .model_zoo import print_configs
 from .pipelines.cli import pointwssis_main
 from .report.cli import main as report_main
@@ -43,6 +45,7 @@ COMMANDS = {
     "convert": convert_main,
     "prepare": prepare_main,
     "report": report_main,
+    "export": export_main,
     "pointwssis": pointwssis_main,
     "predict": predict_main,
 }
