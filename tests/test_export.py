@@ -56,7 +56,7 @@ def _assert_same(reference, exported, mask_threshold):
     assert torch.allclose(b, boxes, atol=1e-3 * max(masks.shape[1:]))
     assert torch.allclose(s, scores, atol=1e-4)
     if len(b):
-        assert mask_ious(probs > mask_threshold, masks).min() >= 0.99
+        assert mask_ious(probs >= mask_threshold, masks).min() >= 0.99  # detectron2 pastes p >= 0.5
 
 
 ORIGINAL = synthetic_image(300, 410, seed=7).permute(1, 2, 0).numpy().astype(np.uint8)  # postprocess test
@@ -95,6 +95,9 @@ def _random_mask_rcnn():
     torch.manual_seed(0)
     cfg = _config("MaskRCNN/R18_shapes.yaml")
     model = build_model(cfg).eval()
+    # detectron2 initialises the mask predictor with std 0.001: every probability ~0.5, where the last bit
+    # of a float flips a pixel; widened, as the CondInst controller's above
+    torch.nn.init.normal_(model.roi_heads.mask_head.predictor.weight, std=0.1)
     predictor = model.roi_heads.box_predictor
     trace_image = synthetic_image(*TRACE_SIZE, seed=0)
     threshold = _threshold_for_detections_everywhere(model, trace_image,

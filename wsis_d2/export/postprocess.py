@@ -92,8 +92,13 @@ class ExportedModel:
         else:
             import torch
 
-            module = torch.jit.load(path, map_location="cpu")
-            self.graph = lambda x: [t.numpy() for t in module(torch.from_numpy(x))]
+            module = torch.jit.load(path, map_location="cpu").eval()
+
+            def graph(x):
+                with torch.no_grad():  # the traced weights require grad; inference needs none
+                    return [t.numpy() for t in module(torch.from_numpy(x))]
+
+            self.graph = graph
 
     def __call__(self, image: np.ndarray) -> dict:
         """image: (H, W, 3) uint8 in ``meta["input_format"]`` (BGR: as OpenCV reads it)."""
