@@ -95,8 +95,10 @@ def load_presets(path: Path = PRESETS_FILE) -> dict:
 
 def photo_variant(name: str, variant: dict, preset: dict, dataset: str) -> dict:
     """``variant`` with its shapes config swapped for the preset's (``config_swap``: e.g.
-    ``BoxInst/R18_shapes.yaml`` -> ``BoxInst/MV2_pennfudan.yaml``) on ``dataset``. A variant without
-    such a config, or a pipeline variant, is a ValueError naming it."""
+    ``BoxInst/R18_shapes.yaml`` -> ``BoxInst/MV2_pennfudan.yaml``) on ``dataset``, and the shapes
+    datasets its overrides name swapped too (``dataset_swap``: e.g. the pseudo-mask evaluation's
+    ``shapes_full`` -> ``pennfudan_train``). A variant without such a config, or a pipeline variant, is
+    a ValueError naming it."""
     swap = preset.get("config_swap")
     if not swap:
         return variant
@@ -109,7 +111,10 @@ def photo_variant(name: str, variant: dict, preset: dict, dataset: str) -> dict:
         found = False
     if not found:
         raise ValueError(f"variant {name!r}: no config {config} for this preset (from {variant['config']})")
-    return {**variant, "config": config}
+    names = {old: new.format(dataset=dataset) for old, new in (preset.get("dataset_swap") or {}).items()}
+    overrides = {key: names.get(value, value) if isinstance(value, str) else value
+                 for key, value in variant["overrides"].items()}
+    return {**variant, "config": config, "overrides": overrides}
 
 
 def as_opts(overrides: dict) -> list:

@@ -197,6 +197,8 @@ def test_realphoto_preset_swaps_every_method_to_its_photo_config(harness, capsys
             assert photo["config"] == variants[method]["config"].replace("R18_shapes", f"MV2_{dataset}")
             cfg = harness.variant_config(photo, harness.as_opts(photo["overrides"]))
             assert cfg.DATASETS.TEST == (f"{dataset}_val",) and cfg.INPUT.FORMAT == "RGB", (method, dataset)
+    sim = harness.photo_variant("sim", variants["sim"], presets["realphoto"], "balloon")
+    assert sim["overrides"]["WSIS.PSEUDO_MASK_EVAL.DATASET"] == "balloon_train"  # was shapes_full
     assert harness.photo_variant("boxinst", variants["boxinst"], presets["cpu"], None) is variants["boxinst"]
     with pytest.raises(ValueError, match="pointwssis_p10.*shapes only"):
         harness.photo_variant("pointwssis_p10", variants["pointwssis_p10"], presets["realphoto"], "pennfudan")

@@ -331,3 +331,19 @@ def test_teacher_feature_pairwise_option_reads_teacher_features_before_start_ite
     assert not plain.student_reads_teacher_features
     with EventStorage(305):
         assert all("teacher_mask_feats" not in x for x in plain.student_inputs(batch))
+
+
+def test_pseudo_mask_evaluation_on_another_datasets_classes_is_refused():
+    """A realphoto run once kept the shapes preset's pseudo-mask evaluation set (6 classes) for a 1-class
+    photo training: SIM's prototypes were indexed out of range mid-training. Refused when built."""
+    from wsis_d2.config import build_config
+    from wsis_d2.evaluation.pseudo_masks import PseudoMaskQualityHook
+    from wsis_d2.model_zoo import get_config_file
+
+    cfg = build_config(get_config_file("SIM/MV2_pennfudan.yaml"), [
+        "WSIS.PSEUDO_MASK_EVAL.PERIOD", "100", "WSIS.PSEUDO_MASK_EVAL.DATASET", "shapes_full"])
+    with pytest.raises(ValueError, match=r"shapes_full has the classes \[.*\], the training set pennfudan_train_box "
+                                         r"\['person'\]"):
+        PseudoMaskQualityHook(cfg)
+    cfg.WSIS.PSEUDO_MASK_EVAL.DATASET = "pennfudan_train"
+    assert PseudoMaskQualityHook(cfg).dataset_name == "pennfudan_train"

@@ -16,7 +16,7 @@ import logging
 from typing import List, Tuple
 
 import torch
-from detectron2.data import DatasetCatalog, transforms as T
+from detectron2.data import DatasetCatalog, MetadataCatalog, transforms as T
 from detectron2.engine import HookBase
 from detectron2.structures import BitMasks, Instances
 
@@ -55,6 +55,10 @@ class PseudoMaskQualityHook(HookBase):
         if not settings.DATASET:
             raise ValueError("WSIS.PSEUDO_MASK_EVAL.PERIOD is set but DATASET is empty: name a registered view of "
                              "the training images that has masks (e.g. shapes_full)")
+        classes = [MetadataCatalog.get(name).get("thing_classes") for name in (settings.DATASET, cfg.DATASETS.TRAIN[0])]
+        if None not in classes and classes[0] != classes[1]:
+            raise ValueError(f"WSIS.PSEUDO_MASK_EVAL.DATASET {settings.DATASET} has the classes {classes[0]}, the "
+                             f"training set {cfg.DATASETS.TRAIN[0]} {classes[1]}: name a view of the training images")
         self.period = settings.PERIOD
         self.dataset_name = settings.DATASET
         self.num_images = settings.NUM_IMAGES
