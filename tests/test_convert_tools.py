@@ -10,6 +10,7 @@ import pycocotools.mask as mask_util
 import pytest
 from PIL import Image
 
+from wsis_d2.config import ConfigError
 from wsis_d2.cli import main
 from wsis_d2.convert import convert_cvat_xml, convert_labelme, convert_yolo, fix_cvat_coco
 from wsis_d2.convert.objects import point_label
@@ -307,7 +308,11 @@ def test_box_only_yolo_output_trains_boxinst(tmp_path):
 def test_labelme_clicks_train_pointsup(labelme_clicks, tmp_path):
     out = tmp_path / "clicks.json"
     main(["convert", "--format", "labelme", "--input", str(labelme_clicks), "--output", str(out)])
-    batch, losses = _one_training_step("PointSup/CondInst_R18_shapes.yaml", out, labelme_clicks,
+    # one box was not clicked: PointSup alone (points on every object) refuses it and says what trains it
+    with pytest.raises(ConfigError, match="only 2 of its 3 annotations have points.*MODEL.MIXED_SUPERVISION"):
+        _one_training_step("PointSup/CondInst_R18_shapes.yaml", out, labelme_clicks, "converted_labelme_point", 2)
+    # per-object supervision: the point loss on the clicked objects, the box losses on the other
+    batch, losses = _one_training_step("Mixed/CondInst_R18_shapes.yaml", out, labelme_clicks,
                                        "converted_labelme_point", 2)
     labels = sorted(tuple(sorted(lab.tolist())) for d in batch for lab in d["instances"].gt_point_labels)
     # the cat's two clicks, the dog's three, the unclicked box's none (padding, ignored)
@@ -315,3 +320,4 @@ def test_labelme_clicks_train_pointsup(labelme_clicks, tmp_path):
     assert labels == [(-1.0,), (-1.0, 0.0, 1.0), (0.0, 1.0, 1.0)]
     assert all(not d["instances"].has("gt_masks") for d in batch)
     assert "loss_point" in losses and np.isfinite(losses["loss_point"].item())
+    assert np.isfinite(losses["loss_prj"].item()) and np.isfinite(losses["loss_pairwise"].item())
