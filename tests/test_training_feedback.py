@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from detectron2.structures import Boxes, Instances
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import small_config
@@ -15,6 +16,7 @@ from wsis_d2.engine.loss_check import NonFiniteLossError, check_finite_losses
 from wsis_d2.engine.trainer import Trainer
 from wsis_d2.engine.training_masks import GAP, PANEL, draw_training_masks
 from wsis_d2.modeling.condinst.snapshot import training_mask_snapshot
+from wsis_d2.modeling.roi_heads.box_supervised import roi_training_mask_snapshot
 
 
 def test_check_finite_losses_names_every_bad_loss_and_the_files():
@@ -46,6 +48,8 @@ def test_a_nan_loss_stops_training_before_the_step_naming_iteration_loss_and_fil
     ("BoxInst/R18_shapes.yaml", "tiny_box", ["loss_prj", "loss_pairwise"]),
     ("PointSup/CondInst_R18_shapes.yaml", "tiny_point", ["loss_point"]),
     ("BoxTeacher/R18_shapes.yaml", "tiny_box", ["loss_prj", "loss_pairwise", "loss_pseudo_mask"]),
+    ("BoxInst/MaskRCNN_R18_shapes.yaml", "tiny_box", ["loss_prj", "loss_pairwise"]),
+    ("PointSup/MaskRCNN_R18_shapes.yaml", "tiny_point", ["loss_point"]),
 ])
 def test_mask_terms_every_iteration_and_training_mask_pictures_in_tensorboard(config, train, terms, tiny_shapes,
                                                                              tmp_path):
@@ -113,3 +117,30 @@ def test_drawing_image_box_and_mask_panels():
     assert box[middle, middle].tolist() == [255] * 3 and box[2, 2].tolist() == [0] * 3
     assert mask[middle, middle].tolist() == [255] * 3 and mask[30, 30].tolist() == [0] * 3  # inside box, off mask
     assert np.all(picture[:, PANEL:PANEL + GAP] == 255)
+
+
+def test_roi_snapshot_pastes_the_best_roi_of_each_gt_of_the_first_image_with_foreground():
+    empty = Instances((8, 8), proposal_boxes=Boxes(torch.zeros((0, 4))), gt_boxes=Boxes(torch.zeros((0, 4))))
+    gt = torch.tensor([[4.0, 4.0, 12.0, 12.0], [4.0, 4.0, 12.0, 12.0], [0.0, 0.0, 6.0, 6.0]])
+    proposals = torch.tensor([[0.0, 0.0, 10.0, 10.0], [4.0, 4.0, 12.0, 12.0], [0.0, 0.0, 6.0, 6.0]])
+    image = Instances((16, 20), proposal_boxes=Boxes(proposals), gt_boxes=Boxes(gt))
+    logits = torch.full((3, 1, 4, 4), 20.0)
+    logits[0] = -20.0  # the first RoI of the first GT overlaps it less: not chosen
+    raw = torch.zeros((2, 3, 16, 24))
+    raw[1, 0, :, :] = 300.0
+    snap = roi_training_mask_snapshot([empty, image], logits, raw, "BGR")
+    assert snap["image_index"].tolist() == [0, 0] and snap["stride"] == 1 and snap["format"] == "BGR"
+    assert [tuple(i.shape) for i in snap["images"]] == [(3, 16, 20)] and int(snap["images"][0][0].min()) == 255
+    assert torch.equal(snap["boxes"], gt[[1, 2]])
+    probs = snap["mask_probs"]
+    assert probs.shape == (2, 16, 20)
+    # detectron2's paste: bilinear with zero padding, so the box's edge pixels blur to 0.5 .. 1
+    assert probs[0, 5:11, 5:11].min() > 0.99 and probs[0, 4:12, 4:12].min() > 0.5
+    assert probs[0, 13:, :].max() < 0.01 and probs[0, :, 13:].max() < 0.01 and probs[0, :3, :].max() < 0.01
+    assert probs[1, 1:5, 1:5].min() > 0.99 and probs[1, 7:, :].max() < 0.01
+    picture = draw_training_masks(snap)
+    assert picture.shape == (2 * PANEL + GAP, 3 * PANEL + 2 * GAP, 3)
+    black = roi_training_mask_snapshot([image], logits, None, "BGR", max_instances=1)
+    assert len(black["boxes"]) == 1 and int(black["images"][0].max()) == 0
+    none = roi_training_mask_snapshot([empty], logits[:0], raw, "BGR")
+    assert len(none["boxes"]) == 0 and draw_training_masks(none).shape == (PANEL, 3 * PANEL + 2 * GAP, 3)

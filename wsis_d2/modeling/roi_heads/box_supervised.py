@@ -21,16 +21,23 @@ mask logits per RoI; here they are trained from the matched GT box alone:
 ``MaskRCNNConvUpsampleHead`` with those losses instead of the mask BCE.
 Inference is detectron2's, unchanged. ``MixedMaskRCNNHead`` adds mask-reading losses for
 mixed supervision per object (:mod:`wsis_d2.modeling.losses.per_object`).
+
+Asked to (``record_training_masks``, set by the trainer's picture hook), the mask head keeps a few
+foreground RoIs of the batch's first image with foreground (:func:`roi_training_mask_snapshot`), in
+the format of :func:`~wsis_d2.modeling.condinst.snapshot.training_mask_snapshot`: each RoI's M x M
+mask probabilities pasted into the image at its proposal box. ``BoxSupervisedROIHeads`` hands it the
+image; under detectron2's ``StandardROIHeads`` it has none and the picture's image panel is black.
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec, cat
+from detectron2.layers.mask_ops import _do_paste_mask
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, ROI_MASK_HEAD_REGISTRY, StandardROIHeads
 from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead, mask_rcnn_inference
-from detectron2.structures import BitMasks, ImageList, Instances
+from detectron2.structures import BitMasks, ImageList, Instances, pairwise_iou
 from detectron2.utils.events import get_event_storage
 from torchvision.ops import roi_align
 
@@ -205,6 +212,51 @@ def _cat_points(instances: List[Instances], fill_missing: bool = False):
     return cat(coords), cat(labels)
 
 
+def roi_training_mask_snapshot(instances: List[Instances], logits: torch.Tensor,
+                               raw_images: Optional[torch.Tensor], input_format: str,
+                               max_instances: int = 4) -> Dict:
+    """At most ``max_instances`` foreground RoIs of the first image that has any, one per GT box (the
+    RoI whose proposal overlaps it most), in :func:`training_mask_snapshot`'s format (``stride`` 1).
+
+    Args:
+        instances: the images' foreground RoIs (``proposal_boxes``, ``gt_boxes``), images without any included.
+        logits: (R, 1, M, M) the mask logits of the RoIs of ``instances``' non-empty images, in order.
+        raw_images: (N, 3, Hp, Wp) the padded batch in pixel values (``input_format`` order), or None
+            (a black image of each image's size).
+
+    Returns:
+        ``images`` (one (3, h, w) uint8 or none), ``image_index``, ``boxes`` (k, 4) the GT boxes,
+        ``mask_probs`` (k, h, w) pasted at the proposal boxes, ``stride`` 1, ``format``; CPU, detached.
+    """
+    with torch.no_grad():
+        first = next((i for i, inst in enumerate(instances) if len(inst)), None)
+        if first is None:
+            return {"images": [], "image_index": torch.zeros((0,), dtype=torch.long), "boxes": torch.zeros((0, 4)),
+                    "mask_probs": torch.zeros((0, 1, 1)), "stride": 1, "format": input_format}
+        inst = instances[first]
+        start = sum(len(i) for i in instances[:first])
+        h, w = inst.image_size
+        gt = inst.gt_boxes.tensor
+        unique, which = torch.unique(gt, dim=0, return_inverse=True)
+        iou = pairwise_iou(inst.proposal_boxes, inst.gt_boxes).diagonal()
+        best = [int(torch.nonzero(which == u)[iou[which == u].argmax()]) for u in range(len(unique))]
+        chosen = torch.tensor(sorted(best)[:max_instances], dtype=torch.long, device=gt.device)
+        probs = logits[start + chosen, 0].detach().float().sigmoid()
+        pasted, _ = _do_paste_mask(probs[:, None], inst.proposal_boxes.tensor[chosen].float(), h, w, skip_empty=False)
+        if raw_images is None:
+            image = torch.zeros((3, h, w), dtype=torch.uint8)
+        else:
+            image = raw_images[first, :, :h, :w].detach().clamp(0, 255).round().to(torch.uint8).cpu()
+        return {
+            "images": [image],
+            "image_index": torch.zeros((len(chosen),), dtype=torch.long),
+            "boxes": gt[chosen].detach().float().cpu(),
+            "mask_probs": pasted.float().cpu(),
+            "stride": 1,
+            "format": input_format,
+        }
+
+
 @ROI_HEADS_REGISTRY.register()
 class BoxSupervisedROIHeads(StandardROIHeads):
     """``StandardROIHeads`` that, in training, gives each sampled proposal its RoI's LAB colours
@@ -259,6 +311,9 @@ class BoxSupervisedROIHeads(StandardROIHeads):
             raise ValueError("BoxSupervisedROIHeads needs targets (GT instances) in training")
         proposals = self.label_and_sample_proposals(proposals, targets)
         self._attach_roi_colors(images, proposals)
+        if getattr(self.mask_head, "record_training_masks", False):
+            # the image for the head's picture of its training masks
+            self.mask_head.training_images = (images.tensor * self.pixel_std + self.pixel_mean, self.input_format)
         losses = self._forward_box(features, proposals)
         losses.update(self._forward_mask(features, proposals))
         losses.update(self._forward_keypoint(features, proposals))
@@ -282,6 +337,11 @@ class BoxSupervisedMaskRCNNHead(MaskRCNNConvUpsampleHead):
         self.mask_losses = list(mask_losses)
         self.mixed_supervision = mixed_supervision
         self.reads_masks = any("masks" in loss.LABELS for loss in self.mask_losses)
+        # set by the trainer's picture hook; the training forward then fills ``training_masks``
+        # (:func:`roi_training_mask_snapshot`) with the images ``training_images`` (raw batch, format) if given
+        self.record_training_masks = False
+        self.training_masks = None
+        self.training_images = None
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -309,6 +369,7 @@ class BoxSupervisedMaskRCNNHead(MaskRCNNConvUpsampleHead):
         # images without GT have no foreground RoIs, and no gt_* fields to concatenate
         with_fg = [inst for inst in instances if len(inst)]
         if not with_fg:
+            self.training_images = None
             # every loss returns its zero (connected to the graph) for zero instances
             empty = RoIFrameInputs(x.new_zeros((0, 4)), x.new_zeros((0, 4)), x.shape[-1])
             return self._losses(x[:, :1], empty)
@@ -327,6 +388,10 @@ class BoxSupervisedMaskRCNNHead(MaskRCNNConvUpsampleHead):
                                 gt_mask_targets=_mask_targets(with_fg, x.shape[-1]) if self.reads_masks else None,
                                 has_mask=_flags(with_fg, "gt_has_mask", "gt_masks") if mixed else None,
                                 has_points=_flags(with_fg, "gt_has_points", "gt_point_coords") if mixed else None)
+        if self.record_training_masks:
+            raw, input_format = self.training_images or (None, "BGR")
+            self.training_masks = roi_training_mask_snapshot(instances, logits, raw, input_format)
+        self.training_images = None
         return self._losses(logits, inputs)
 
     def _losses(self, logits: torch.Tensor, inputs: RoIFrameInputs) -> Dict[str, torch.Tensor]:
