@@ -75,21 +75,27 @@ def edge_counts(rgb_01, annotations, stride, size, dilation, thresh):
                      (passing & both_on).sum().item(), (counted & both_on).sum().item()])
 
 
-def graph(args):
+def photos(args):
+    """(1, 3, H, W) RGB in [0, 1] and the resized objects of the first ``args.num_images`` images with objects."""
     data = json.loads(Path(args.annotations).read_text())
     by_image = defaultdict(list)
     for a in data["annotations"]:
         by_image[a["image_id"]].append(a)
-    images = [im for im in data["images"] if by_image[im["id"]]][: args.num_images]
-    variants = {"RGB (right)": lambda x: x, "BGR (channels swapped)": lambda x: x.flip(1)}
-    totals = {k: np.zeros(5) for k in variants}
-    for image in images:
+    for image in [im for im in data["images"] if by_image[im["id"]]][: args.num_images]:
         bgr = cv2.imread(str(Path(args.images) / image["file_name"]))
         rgb, anns = resized(bgr[:, :, ::-1].copy(), by_image[image["id"]], args.short_side)
-        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255.0
+        yield torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255.0, anns
+
+
+def graph(args):
+    variants = {"RGB (right)": lambda x: x, "BGR (channels swapped)": lambda x: x.flip(1)}
+    totals = {k: np.zeros(5) for k in variants}
+    images = 0
+    for x, anns in photos(args):
+        images += 1
         for name, f in variants.items():
             totals[name] += edge_counts(f(x), anns, args.stride, args.size, args.dilation, args.thresh)
-    print(f"{len(images)} images, short side {args.short_side}, stride {args.stride}, threshold {args.thresh}")
+    print(f"{images} images, short side {args.short_side}, stride {args.stride}, threshold {args.thresh}")
     for name, (counted, passing, same, pass_on, on) in totals.items():
         print(f"  {name}: {int(counted)} in-box edges, {passing / counted:.3f} pass the threshold, "
               f"{same / max(passing, 1):.3f} of those join the same GT label, {pass_on / max(passing, 1):.3f} "
@@ -102,20 +108,13 @@ def landscape(args):
     from wsis_d2.modeling.losses.pairwise_color import pairwise_color_loss
     from wsis_d2.modeling.losses.projection import projection_loss
 
-    data = json.loads(Path(args.annotations).read_text())
-    by_image = defaultdict(list)
-    for a in data["annotations"]:
-        by_image[a["image_id"]].append(a)
-    images = [im for im in data["images"] if by_image[im["id"]]][: args.num_images]
-    sums = defaultdict(float)
-    prefers_box = defaultdict(int)
-    objects = 0
-    for image in images:
-        bgr = cv2.imread(str(Path(args.images) / image["file_name"]))
-        rgb, anns = resized(bgr[:, :, ::-1].copy(), by_image[image["id"]], args.short_side)
-        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255.0
+    stride, confidences = args.stride, (0.9, 0.99)
+    # (candidate, confidence, threshold) -> per-object (projection, pairwise) losses of every image
+    losses = defaultdict(list)
+    images = 0
+    for x, anns in photos(args):
+        images += 1
         h, w = x.shape[-2:]
-        stride = args.stride
         pad = (0, (-w) % stride, 0, (-h) % stride)
         lab = rgb_to_lab(F.avg_pool2d(F.pad(x, pad), stride).clamp(0, 1))
         sim = color_similarity(lab, args.size, args.dilation)  # (1, K, hs, ws)
@@ -127,34 +126,25 @@ def landscape(args):
         in_box = box_masks(boxes, hs, ws, stride)[:, None] >= 0.5
         gt = F.avg_pool2d(F.pad(torch.from_numpy(np.stack([a["mask"] for a in anns])).float()[:, None], pad),
                           stride) >= 0.5
-        objects += len(anns)
-        for conf in (0.9, 0.99):
-            logit = float(np.log(conf / (1 - conf)))
+        for conf in confidences:
+            logit = torch.tensor(float(np.log(conf / (1 - conf))))
             for name, on in (("gt", gt), ("box", in_box)):
-                logits = torch.where(on, torch.tensor(logit), torch.tensor(-logit))
+                logits = torch.where(on, logit, -logit)
                 prj = projection_loss(torch.sigmoid(logits), boxes, stride)  # (n,)
-                sums[(name, conf, "prj")] += float(prj.sum())
                 for thresh in args.thresh:
                     edges = edges_ok & (sim >= thresh)
                     pair = torch.stack([pairwise_color_loss(logits[i:i + 1], edges, in_box[i:i + 1], args.size,
                                                             args.dilation) for i in range(len(anns))])
-                    sums[(name, conf, thresh)] += float(pair.sum())
-                    sums[(name, conf, thresh, "total")] += float((prj + pair).sum())
-                    sums[(name, conf, thresh, "each")] = (prj + pair)
-            for thresh in args.thresh:
-                prefers_box[(conf, thresh)] += int((sums[("box", conf, thresh, "each")]
-                                                    < sums[("gt", conf, thresh, "each")]).sum())
-    print(f"{len(images)} images, {objects} objects, short side {args.short_side}, stride {args.stride}; "
-          "mean per object (projection + pairwise at weight 1)")
-    for conf in (0.9, 0.99):
+                    losses[(name, conf, thresh)].append(torch.stack([prj, pair], 1))
+    print(f"{images} images, short side {args.short_side}, stride {stride}; mean per object "
+          "(projection + pairwise at weight 1)")
+    for conf in confidences:
         for thresh in args.thresh:
-            row = []
-            for name in ("gt", "box"):
-                row.append(f"{name}: prj {sums[(name, conf, 'prj')] / objects:.3f} pairwise "
-                           f"{sums[(name, conf, thresh)] / objects:.3f} total "
-                           f"{sums[(name, conf, thresh, 'total')] / objects:.3f}")
+            gt, box = (torch.cat(losses[(name, conf, thresh)]) for name in ("gt", "box"))  # (objects, 2)
+            row = [f"{name}: prj {v[:, 0].mean():.3f} pairwise {v[:, 1].mean():.3f} total {v.sum(1).mean():.3f}"
+                   for name, v in (("gt", gt), ("box", box))]
             print(f"  confidence {conf}, colour threshold {thresh}: " + " | ".join(row)
-                  + f" | filled box lower for {prefers_box[(conf, thresh)]}/{objects} objects")
+                  + f" | filled box lower for {int((box.sum(1) < gt.sum(1)).sum())}/{len(gt)} objects")
 
 
 def grads(args):

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from photo_pictures import read_runs  # noqa: E402  (beside this file)
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colour) -> np.ndarray:
@@ -46,17 +48,10 @@ def main(argv=None):
     category = {c["name"]: c["id"] for c in gt["categories"]}.get(args.category)
     if category is None:
         parser.error(f"{meta.json_file} has no category {args.category!r}")
-    runs = []
-    for spec in args.runs:
-        name, _, folder = spec.partition("=")
-        results = Path(folder) / "inference" / args.dataset / "coco_instances_results.json"
-        if not results.is_file():
-            parser.error(f"--runs {spec}: {results} not found")
-        predictions = {}
-        for r in json.loads(results.read_text()):
-            if r["score"] >= 0.3:
-                predictions.setdefault(r["image_id"], []).append(r["segmentation"])
-        runs.append((name, predictions))
+    try:
+        runs = read_runs(args.runs, args.dataset, 0.3)
+    except FileNotFoundError as e:
+        parser.error(str(e))
     images = {i["id"]: i for i in gt["images"]}
     rows = []
     for ann in [a for a in gt["annotations"] if a["category_id"] == category][: args.num]:

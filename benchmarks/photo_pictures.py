@@ -40,6 +40,23 @@ def _colour(k: int):
     return palette[k % len(palette)]
 
 
+def read_runs(specs, dataset: str, score: float) -> list:
+    """``[(name, {image_id: [RLE of each prediction scored >= score]})]`` of ``NAME=OUTPUT_DIR`` specs,
+    from each run's ``inference/<dataset>/coco_instances_results.json``."""
+    runs = []
+    for spec in specs:
+        name, _, folder = spec.partition("=")
+        results = Path(folder) / "inference" / dataset / "coco_instances_results.json"
+        if not results.is_file():
+            raise FileNotFoundError(f"--runs {spec}: {results} not found")
+        by_image = {}
+        for r in json.loads(results.read_text()):
+            if r["score"] >= score:
+                by_image.setdefault(r["image_id"], []).append(r["segmentation"])
+        runs.append((name, by_image))
+    return runs
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", required=True, help="NAME=OUTPUT_DIR of finished benchmark runs")
@@ -64,17 +81,10 @@ def main(argv=None):
     if args.images:
         images = [i for i in images if i["file_name"] in set(args.images)]
     images = images[: args.num]
-    runs = []
-    for spec in args.runs:
-        name, _, folder = spec.partition("=")
-        results = Path(folder) / "inference" / args.dataset / "coco_instances_results.json"
-        if not results.is_file():
-            parser.error(f"--runs {spec}: {results} not found")
-        by_image = {}
-        for r in json.loads(results.read_text()):
-            if r["score"] >= args.score:
-                by_image.setdefault(r["image_id"], []).append(r["segmentation"])
-        runs.append((name, by_image))
+    try:
+        runs = read_runs(args.runs, args.dataset, args.score)
+    except FileNotFoundError as e:
+        parser.error(str(e))
     rows = []
     for info in images:
         h, w = info["height"], info["width"]

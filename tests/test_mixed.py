@@ -306,8 +306,9 @@ def test_training_labels_are_checked_against_the_losses(tiny_shapes):
         Trainer.build_train_loader(plain)
 
 
-def test_mixed_condinst_trains_a_step(tiny_shapes):
-    cfg = small_config("Mixed/CondInst_R18_shapes.yaml", train="tiny_mixed_25_10")
+@pytest.mark.parametrize("config", ["Mixed/CondInst_R18_shapes.yaml", "Mixed/MaskRCNN_R18_shapes.yaml"])
+def test_mixed_model_trains_a_step(config, tiny_shapes):
+    cfg = small_config(config, train="tiny_mixed_25_10")
     torch.manual_seed(0)
     model = Trainer.build_model(cfg)
     batch = next(iter(Trainer.build_train_loader(cfg)))
@@ -316,8 +317,9 @@ def test_mixed_condinst_trains_a_step(tiny_shapes):
     assert {"loss_mask", "loss_prj", "loss_pairwise", "loss_point"} <= set(losses)
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
-    grads = [p.grad for p in model.mask_branch.parameters()]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    if hasattr(model, "mask_branch"):  # CondInst: the mask losses reach its mask branch
+        grads = [p.grad for p in model.mask_branch.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
 def test_mask_rcnn_roi_frame_gives_each_kind_its_losses():
@@ -365,18 +367,6 @@ def test_mask_rcnn_roi_frame_gives_each_kind_its_losses():
     # the placeholder targets are never read
     other = apply_mask_losses(losses_, logits, roi_frame(every, fake=1.0), True)
     assert all(torch.equal(losses[k], other[k]) for k in losses)
-
-
-def test_mixed_mask_rcnn_trains_a_step(tiny_shapes):
-    cfg = small_config("Mixed/MaskRCNN_R18_shapes.yaml", train="tiny_mixed_25_10")
-    torch.manual_seed(0)
-    model = Trainer.build_model(cfg)
-    batch = next(iter(Trainer.build_train_loader(cfg)))
-    with EventStorage(100):
-        losses = model(batch)
-    assert {"loss_mask", "loss_prj", "loss_pairwise", "loss_point"} <= set(losses)
-    assert all(torch.isfinite(v) for v in losses.values())
-    sum(losses.values()).backward()
 
 
 def test_detectron2s_mask_head_is_refused_on_mixed_data(tiny_shapes):

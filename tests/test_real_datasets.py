@@ -131,12 +131,17 @@ def test_registered_names(prepared):
 
 
 def test_a_dataset_not_prepared_says_how(tmp_path):
+    from wsis_d2.autolabel import register_real_pseudo
+
     register_real_dataset("balloon", str(tmp_path / "nowhere"))
+    register_real_pseudo({"balloon": str(tmp_path / "nowhere")})
     try:
-        with pytest.raises(AnnotationError, match="wsis-d2 prepare balloon --root path/to/balloon"):
-            DatasetCatalog.get("balloon_train_box")
+        for name in ("balloon_train_box", "balloon_train_pseudo_grabcut"):
+            with pytest.raises(AnnotationError, match="train_box.json: not found .*wsis-d2 prepare balloon --root"):
+                DatasetCatalog.get(name)
     finally:
         register_real_dataset("balloon")
+        register_real_pseudo()
 
 
 @pytest.mark.parametrize("config", ["CondInst/MV2_pennfudan.yaml", "MaskRCNN/MV2_pennfudan.yaml"])

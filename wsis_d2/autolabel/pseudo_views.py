@@ -13,7 +13,7 @@ import tempfile
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ..data.real import REAL_DATASETS, real_dataset_files, real_dataset_root
+from ..data.real import REAL_DATASETS, check_prepared, real_dataset_files, real_dataset_root
 from ..data.register import load_checked_coco_json, shapes_root, unregister
 from ..data.shapes import CATEGORIES, ensure_shapes
 from .labeler import autolabel
@@ -64,9 +64,8 @@ def register_shapes_pseudo(root: str = None, prefix: str = "shapes") -> None:
         )
 
 
-def _load_real_pseudo_view(backend: str, box_json: str, image_root: str, path: str, name: str):
-    # the box view's own loader says how to prepare the dataset when it is missing
-    DatasetCatalog.get(name.replace(f"_pseudo_{backend}", "_box"))
+def _load_real_pseudo_view(dataset: str, backend: str, box_json: str, image_root: str, path: str, name: str):
+    check_prepared(name, dataset, box_json)
     return load_checked_coco_json(make_pseudo_view(box_json, image_root, backend, path), image_root, name)
 
 
@@ -83,7 +82,7 @@ def register_real_pseudo(roots: dict = None) -> None:
             name = f"{dataset}_train_pseudo_{backend}"
             path = os.path.join(root, "annotations", f"train_pseudo_{backend}.json")
             unregister(name)
-            DatasetCatalog.register(name, lambda b=backend, j=box_json, r=image_root, p=path, n=name:
-                                    _load_real_pseudo_view(b, j, r, p, n))
+            DatasetCatalog.register(name, lambda d=dataset, b=backend, j=box_json, r=image_root, p=path, n=name:
+                                    _load_real_pseudo_view(d, b, j, r, p, n))
             MetadataCatalog.get(name).set(json_file=path, image_root=image_root, evaluator_type="coco",
                                           thing_classes=list(info["thing_classes"]), supervision=f"pseudo_{backend}")

@@ -62,13 +62,18 @@ def real_dataset_files(root: str) -> Dict[str, str]:
     return files
 
 
-def _load_real(name: str, dataset: str, json_file: str, image_root: str):
+def check_prepared(name: str, dataset: str, json_file: str) -> None:
+    """AnnotationError saying how to prepare ``dataset`` when its ``json_file`` (of ``name``) is missing."""
     if not os.path.isfile(json_file):
         info = REAL_DATASETS[dataset]
         raise AnnotationError(
             f"{json_file}: not found (dataset {name!r}); prepare {info['title']} from its extracted "
             f"{info['folder']} folder with: wsis-d2 prepare {dataset} --root path/to/{info['folder']} "
             f"--output {os.path.dirname(os.path.dirname(json_file))} (download: {info['download']})")
+
+
+def _load_real(name: str, dataset: str, json_file: str, image_root: str):
+    check_prepared(name, dataset, json_file)
     return load_checked_coco_json(json_file, image_root, name)
 
 
