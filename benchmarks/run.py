@@ -96,8 +96,9 @@ def load_presets(path: Path = PRESETS_FILE) -> dict:
 def photo_variant(name: str, variant: dict, preset: dict, dataset: str) -> dict:
     """``variant`` with its shapes config swapped for the preset's (``config_swap``: e.g.
     ``BoxInst/R18_shapes.yaml`` -> ``BoxInst/MV2_pennfudan.yaml``) on ``dataset``, and the shapes
-    datasets its overrides name swapped too (``dataset_swap``: e.g. the pseudo-mask evaluation's
-    ``shapes_full`` -> ``pennfudan_train``). A variant without such a config, or a pipeline variant, is
+    datasets its overrides name swapped too: those ``dataset_swap`` names (e.g. the pseudo-mask
+    evaluation's ``shapes_full`` -> ``pennfudan_train``), any other ``shapes_<view>`` to
+    ``<dataset>_train_<view>`` (``shapes_mixed_10_0`` -> ``pennfudan_train_mixed_10_0``). A variant without such a config, or a pipeline variant, is
     a ValueError naming it."""
     swap = preset.get("config_swap")
     if not swap:
@@ -112,8 +113,16 @@ def photo_variant(name: str, variant: dict, preset: dict, dataset: str) -> dict:
     if not found:
         raise ValueError(f"variant {name!r}: no config {config} for this preset (from {variant['config']})")
     names = {old: new.format(dataset=dataset) for old, new in (preset.get("dataset_swap") or {}).items()}
-    overrides = {key: names.get(value, value) if isinstance(value, str) else value
-                 for key, value in variant["overrides"].items()}
+
+    def swapped(value):
+        if isinstance(value, (list, tuple)):
+            return type(value)(swapped(v) for v in value)
+        if not isinstance(value, str) or not value.startswith("shapes_"):
+            return value
+        # shapes_<view> -> <dataset>_train_<view> unless the preset names it (shapes_full, ...)
+        return names.get(value, f"{dataset}_train_{value[len('shapes_'):]}")
+
+    overrides = {key: swapped(value) for key, value in variant["overrides"].items()}
     return {**variant, "config": config, "overrides": overrides}
 
 

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from detectron2.data import DatasetCatalog
 
 from wsis_d2.report.rows import config_fingerprint, new_row, segm_ap_breakdown
 
@@ -197,6 +198,11 @@ def test_realphoto_preset_swaps_every_method_to_its_photo_config(harness, capsys
             assert photo["config"] == variants[method]["config"].replace("R18_shapes", f"MV2_{dataset}")
             cfg = harness.variant_config(photo, harness.as_opts(photo["overrides"]))
             assert cfg.DATASETS.TEST == (f"{dataset}_val",) and cfg.INPUT.FORMAT == "RGB", (method, dataset)
+    for method in ("mixed_m10", "mixedpts_m10_p10"):  # their shapes views become the dataset's
+        photo = harness.photo_variant(method, variants[method], presets["realphoto"], "balloon")
+        cfg = harness.variant_config(photo, harness.as_opts(photo["overrides"]))
+        view = variants[method]["overrides"]["DATASETS.TRAIN"][0][len("shapes_"):]
+        assert cfg.DATASETS.TRAIN == (f"balloon_train_{view}",) and cfg.DATASETS.TRAIN[0] in DatasetCatalog.list()
     sim = harness.photo_variant("sim", variants["sim"], presets["realphoto"], "balloon")
     assert sim["overrides"]["WSIS.PSEUDO_MASK_EVAL.DATASET"] == "balloon_train"  # was shapes_full
     assert harness.photo_variant("boxinst", variants["boxinst"], presets["cpu"], None) is variants["boxinst"]

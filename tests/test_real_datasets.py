@@ -128,6 +128,12 @@ def test_registered_names(prepared):
     assert all("segmentation" in a for d in val for a in d["annotations"])
     assert MetadataCatalog.get("pennfudan_train_semi_10").thing_classes == ["person"]
     assert MetadataCatalog.get("balloon_train").image_root == str(prepared / "balloon" / "train")
+    # per-object mixes are made from train.json on first use, beside it
+    mixed_file = prepared / "pennfudan" / "annotations" / "train_mixed_50_0.json"
+    assert "pennfudan_train_mixed_50_0" in DatasetCatalog.list() and not mixed_file.exists()
+    mixed = [a for d in DatasetCatalog.get("pennfudan_train_mixed_50_0") for a in d["annotations"]]
+    assert mixed_file.exists() and len(mixed) == 8
+    assert 0 < sum("segmentation" in a for a in mixed) < len(mixed)
 
 
 def test_a_dataset_not_prepared_says_how(tmp_path):

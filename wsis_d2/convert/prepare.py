@@ -116,6 +116,9 @@ def write_prepared(dataset: str, splits: Dict[str, Tuple[dict, Path]], out: Path
     for view in REAL_VIEWS:
         written[f"train_{view}"] = make_view(train, view, num_points=NUM_POINTS, seed=seed)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
+    for suffix, path in files.items():  # views made on first use from an earlier train.json
+        if suffix not in written and os.path.isfile(path):
+            os.remove(path)
     for suffix, coco in written.items():
         Path(files[suffix]).write_text(json.dumps(coco))
     for split in SPLITS:  # the checks training runs at load time, once now
@@ -184,7 +187,6 @@ def prepare_main(argv=None):
         raise SystemExit(f"error: {e}")
     for reason in report.skipped:
         print(f"skipped: {reason}")
-    for suffix in real_dataset_files(str(out)):
-        coco = written[suffix]
+    for suffix, coco in written.items():
         print(f"{args.dataset}_{suffix:<14} {len(coco['images']):>4} images {len(coco['annotations']):>5} objects")
     print(f"-> {out}")

@@ -10,7 +10,8 @@ a prepared folder (default ``$DETECTRON2_DATASETS/<name>``)::
 
     <name>/annotations/train.json                 boxes + masks
                        train_{box,point}.json      the supervision views (wsis_d2.data.views)
-                       train_semi_{5,10,20,50}.json, train_mixed_10_0.json
+                       train_semi_{5,10,20,50}.json
+                       train_mixed_<m>_<p>.json    per-object mixes, made from train.json on first use
                        val.json
     <name>/train/<images>   <name>/val/<images>
 
@@ -24,7 +25,7 @@ from typing import Dict, Optional
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from .checks import AnnotationError
-from .register import load_checked_coco_json, unregister
+from .register import MIXED_VIEWS, derived_view_file, load_checked_coco_json, unregister
 
 # name -> what the prepare command and the error messages need to know
 REAL_DATASETS = {
@@ -44,7 +45,7 @@ REAL_DATASETS = {
     },
 }
 # the training views written beside train.json (val keeps boxes + masks)
-REAL_VIEWS = ("box", "point", "semi_5", "semi_10", "semi_20", "semi_50", "mixed_10_0")
+REAL_VIEWS = ("box", "point", "semi_5", "semi_10", "semi_20", "semi_50")
 SPLITS = ("train", "val")
 
 
@@ -57,7 +58,7 @@ def real_dataset_files(root: str) -> Dict[str, str]:
     """Registered-name suffix -> COCO file of a prepared folder: ``train``, ``train_<view>``, ``val``."""
     ann = os.path.join(root, "annotations")
     files = {"train": os.path.join(ann, "train.json")}
-    files.update({f"train_{view}": os.path.join(ann, f"train_{view}.json") for view in REAL_VIEWS})
+    files.update({f"train_{view}": os.path.join(ann, f"train_{view}.json") for view in REAL_VIEWS + MIXED_VIEWS})
     files["val"] = os.path.join(ann, "val.json")
     return files
 
@@ -73,6 +74,11 @@ def check_prepared(name: str, dataset: str, json_file: str) -> None:
 
 
 def _load_real(name: str, dataset: str, json_file: str, image_root: str):
+    view = os.path.basename(json_file)[len("train_"):-len(".json")]
+    if view in MIXED_VIEWS:  # made from train.json on first use
+        source = os.path.join(os.path.dirname(json_file), "train.json")
+        check_prepared(name, dataset, source)
+        json_file = derived_view_file(source, view)
     check_prepared(name, dataset, json_file)
     return load_checked_coco_json(json_file, image_root, name)
 

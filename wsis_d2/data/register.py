@@ -19,9 +19,10 @@ from .views import make_view
 POINT_ANNOTATION_KEYS = ["point_coords", "point_labels"]
 SHAPES_VIEWS = ("full", "box", "point", "semi_5", "semi_10", "semi_20", "semi_50")
 # per-object mixed views (MODEL.MIXED_SUPERVISION): m % of the objects with masks, p % with points (none,
-# 10 %, or every object without a mask), made from train_all.json on first use
-SHAPES_MIXED_VIEWS = tuple(f"mixed_{m}_{p}" for m in (0, 5, 10, 25, 50, 100)
-                           for p in sorted({0, 10, 100 - m}) if m + p <= 100)
+# 10 %, or every object without a mask), made from the full training file on first use (shapes and the
+# prepared real datasets)
+MIXED_VIEWS = tuple(f"mixed_{m}_{p}" for m in (0, 5, 10, 25, 50, 100)
+                    for p in sorted({0, 10, 100 - m}) if m + p <= 100)
 
 
 def load_checked_coco_json(json_file: str, image_root: str, dataset_name: str = None):
@@ -69,19 +70,25 @@ def shapes_root(cfg=None) -> str:
     return os.path.join(os.environ.get("DETECTRON2_DATASETS", "datasets"), "shapes")
 
 
-def mixed_shapes_file(root: str, view: str) -> str:
-    """``annotations/train_<view>.json`` of a mixed view of the shapes data in ``root``, written from
-    ``train_all.json`` (atomically) unless it is there."""
-    ensure_shapes(root)
-    path = os.path.join(root, "annotations", f"train_{view}.json")
+def derived_view_file(source_json: str, view: str) -> str:
+    """``train_<view>.json`` beside ``source_json`` (a training file with every label), written from it
+    with :func:`wsis_d2.data.views.make_view` (atomically) unless it is there."""
+    path = os.path.join(os.path.dirname(source_json), f"train_{view}.json")
     if not os.path.isfile(path):
-        with open(os.path.join(root, "annotations", "train_all.json")) as f:
+        with open(source_json) as f:
             data = make_view(json.load(f), view)
         fd, tmp = tempfile.mkstemp(prefix=f".train_{view}-", suffix=".json", dir=os.path.dirname(path))
         with os.fdopen(fd, "w") as f:
             json.dump(data, f)
         os.replace(tmp, path)  # a concurrent process writes the same file
     return path
+
+
+def mixed_shapes_file(root: str, view: str) -> str:
+    """``annotations/train_<view>.json`` of a mixed view of the shapes data in ``root``, made from
+    ``train_all.json`` on first use."""
+    ensure_shapes(root)
+    return derived_view_file(os.path.join(root, "annotations", "train_all.json"), view)
 
 
 def _load_shapes_view(view: str, root: str, name: str):
@@ -100,7 +107,7 @@ def register_shapes(root: str = None, prefix: str = "shapes") -> None:
     """
     root = root or shapes_root()
     thing_classes = [c["name"] for c in CATEGORIES]
-    for view in SHAPES_VIEWS + SHAPES_MIXED_VIEWS + ("val",):
+    for view in SHAPES_VIEWS + MIXED_VIEWS + ("val",):
         name = f"{prefix}_{view}"
         unregister(name)
         DatasetCatalog.register(name, lambda view=view, name=name: _load_shapes_view(view, root, name))
