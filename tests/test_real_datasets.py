@@ -134,6 +134,10 @@ def test_registered_names(prepared):
     mixed = [a for d in DatasetCatalog.get("pennfudan_train_mixed_50_0") for a in d["annotations"]]
     assert mixed_file.exists() and len(mixed) == 8
     assert 0 < sum("segmentation" in a for a in mixed) < len(mixed)
+    umask = os.umask(0)
+    os.umask(umask)  # readable as a file written with open(): not the temporary file's 0600
+    assert mixed_file.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert not [p.name for p in mixed_file.parent.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_a_dataset_not_prepared_says_how(tmp_path):

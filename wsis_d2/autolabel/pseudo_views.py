@@ -9,13 +9,13 @@ Registered here, above the data layer, because making them runs :func:`autolabel
 import json
 import logging
 import os
-import tempfile
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..data.real import REAL_DATASETS, check_prepared, real_dataset_files, real_dataset_root
 from ..data.register import load_checked_coco_json, shapes_root, unregister
 from ..data.shapes import CATEGORIES, ensure_shapes
+from ..utils.paths import write_json_atomically
 from .labeler import autolabel
 
 logger = logging.getLogger(__name__)
@@ -30,11 +30,7 @@ def make_pseudo_view(box_json: str, image_root: str, backend: str, path: str) ->
         with open(box_json) as f:
             coco = json.load(f)
         labelled, stats = autolabel(coco, box_json, image_root, backend, workers=os.cpu_count() or 1, progress=False)
-        # a unique temporary file, renamed into place: concurrent makers never see half a file
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".json.tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(labelled, f)
-        os.replace(tmp, path)
+        write_json_atomically(path, labelled)  # concurrent makers never see half a file
         logger.info("%d pseudo masks at %.1f images/s -> %s", stats["annotations"], stats["images_per_s"], path)
     return path
 

@@ -6,11 +6,11 @@ checked once (:func:`check_coco_instances`) and the point fields
 """
 import json
 import os
-import tempfile
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
+from ..utils.paths import write_json_atomically
 from .checks import AnnotationError, check_coco_instances
 from .shapes import CATEGORIES, ensure_shapes
 from .views import make_view
@@ -77,10 +77,7 @@ def derived_view_file(source_json: str, view: str) -> str:
     if not os.path.isfile(path):
         with open(source_json) as f:
             data = make_view(json.load(f), view)
-        fd, tmp = tempfile.mkstemp(prefix=f".train_{view}-", suffix=".json", dir=os.path.dirname(path))
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)  # a concurrent process writes the same file
+        write_json_atomically(path, data)  # a concurrent process may write the same file
     return path
 
 
