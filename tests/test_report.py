@@ -154,6 +154,13 @@ def test_label_cost_report(tmp_path):
         seconds_per_object({"method": "x", "train_set": "shapes_scribble"})
     assert seconds_per_object({"method": "x", "train_set": "coco_2017_train_point"}) == pytest.approx(15.0)
     assert seconds_per_object({"method": "x", "train_set": "coco_2017_train"}) == 79.2
+    # the prepared photo datasets (realphoto preset): <dataset>_train is fully labelled
+    assert seconds_per_object({"method": "x", "train_set": "pennfudan_train"}) == 79.2
+    assert seconds_per_object({"method": "x", "train_set": "balloon_train_box"}) == 7.0
+    assert seconds_per_object({"method": "x", "train_set": "pennfudan_train_mixed_10_0"}) == \
+        pytest.approx(0.1 * 79.2 + 0.9 * 7)
+    with pytest.raises(ValueError, match="no annotation cost known"):
+        seconds_per_object({"method": "x", "train_set": "pennfudan_trainval"})
     # PointWSSIS's teacher alone: the masks of the 10 % fully-labelled images, nothing else
     assert seconds_per_object({"method": "x", "train_set": "shapes_semi_10_masks_only"}) == pytest.approx(7.92)
     gpu = dict(rows[0], preset="gpu", segm_AP=35.0)

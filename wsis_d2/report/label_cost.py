@@ -32,7 +32,9 @@ MASK_SECONDS = 79.2
 BOX_SECONDS = 7.0
 POINT_SECONDS = 0.8
 
-FULLY_LABELLED = ("coco_2017_train",)
+# a training set named like detectron2's ``coco_2017_train`` or the prepared ``pennfudan_train`` /
+# ``balloon_train`` (no view after ``_train``) holds every object's mask
+FULLY_LABELLED = re.compile(r"(?:^|_)train$")
 # the supervision view a dataset name ends with (shapes_box, coco_2017_train_point, ...)
 VIEW_SUFFIX = re.compile(r"(?:^|_)(full|box|point|pseudo_[a-z]+|semi_[\d.]+(?:_masks_only)?|mixed_[\d.]+_[\d.]+)$")
 # kind of supervision: the plot's legend and colour
@@ -54,10 +56,10 @@ def supervision(row: dict) -> Tuple[str, float]:
     """(kind of supervision, one of :data:`KINDS`; estimated annotation seconds per object) of the
     labels a benchmark row trained on.
 
-    The view is the end of the training set's name (detectron2's ``coco_2017_train`` is full).
+    The view is the end of the training set's name (``coco_2017_train``, ``pennfudan_train``: full).
     """
     match = VIEW_SUFFIX.search(row["train_set"])
-    if match is None and row["train_set"] not in FULLY_LABELLED:
+    if match is None and not FULLY_LABELLED.search(row["train_set"]):
         raise ValueError(f"row {row.get('method')!r}: no annotation cost known for train_set {row['train_set']!r}")
     view = match.group(1) if match else "full"
     if view == "full":
