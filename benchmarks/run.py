@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import yaml
+from detectron2.data import DatasetCatalog
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -98,8 +99,9 @@ def photo_variant(name: str, variant: dict, preset: dict, dataset: str) -> dict:
     ``BoxInst/R18_shapes.yaml`` -> ``BoxInst/MV2_pennfudan.yaml``) on ``dataset``, and the shapes
     datasets its overrides name swapped too: those ``dataset_swap`` names (e.g. the pseudo-mask
     evaluation's ``shapes_full`` -> ``pennfudan_train``), any other ``shapes_<view>`` to
-    ``<dataset>_train_<view>`` (``shapes_mixed_10_0`` -> ``pennfudan_train_mixed_10_0``). A variant without such a config, or a pipeline variant, is
-    a ValueError naming it."""
+    ``<dataset>_train_<view>`` (``shapes_mixed_10_0`` -> ``pennfudan_train_mixed_10_0``). A variant
+    without such a config, a pipeline variant, or a swapped name that is not registered is a
+    ValueError naming it."""
     swap = preset.get("config_swap")
     if not swap:
         return variant
@@ -123,7 +125,17 @@ def photo_variant(name: str, variant: dict, preset: dict, dataset: str) -> dict:
         return names.get(value, f"{dataset}_train_{value[len('shapes_'):]}")
 
     overrides = {key: swapped(value) for key, value in variant["overrides"].items()}
+    unknown = sorted({v for value in variant["overrides"].values() for v in flat(swapped(value))
+                      if v not in flat(value) and v not in DatasetCatalog.list()})
+    if unknown:
+        raise ValueError(f"variant {name!r}: no registered dataset {', '.join(unknown)} for its shapes view "
+                         f"on {dataset}")
     return {**variant, "config": config, "overrides": overrides}
+
+
+def flat(value) -> list:
+    """``value`` as a list of its items (a list or tuple) or of itself."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def as_opts(overrides: dict) -> list:

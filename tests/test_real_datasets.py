@@ -13,6 +13,9 @@ from PIL import Image
 from wsis_d2.cli import main
 from wsis_d2.data.checks import AnnotationError
 from wsis_d2.data.real import REAL_VIEWS, register_real_dataset
+from wsis_d2.data.register import derived_view_file
+from wsis_d2.data.views import make_view
+from wsis_d2.utils.paths import write_json_atomically
 
 
 def _photo(path, height, width, seed):
@@ -102,9 +105,28 @@ def test_the_pennfudan_split_is_fixed(prepared, fake_pennfudan, tmp_path, capsys
     assert names[0] == names[1]
     with pytest.raises(SystemExit, match="train.json exists .* pass --overwrite"):
         main(["prepare", "pennfudan", "--root", str(fake_pennfudan), "--output", str(again), "--val-size", "3"])
+    # a mixed view made from this train.json (seed 1: prepare's views' seed, recorded in train.json)
+    main(["prepare", "pennfudan", "--root", str(fake_pennfudan), "--output", str(again), "--val-size", "3",
+          "--overwrite", "--seed", "1"])
+    assert _load(again / "annotations" / "train.json")["info"]["view_seed"] == 1
+    mixed = derived_view_file(str(again / "annotations" / "train.json"), "mixed_50_0")
+    train = _load(again / "annotations" / "train.json")
+    assert json.loads(open(mixed).read())["annotations"] == make_view(train, "mixed_50_0", seed=1)["annotations"] != \
+        make_view(train, "mixed_50_0", seed=0)["annotations"]
+    (again / "annotations" / "train_pseudo_grabcut.json").write_text("{}")
     main(["prepare", "pennfudan", "--root", str(fake_pennfudan), "--output", str(again), "--val-size", "2",
           "--overwrite"])
     assert len(os.listdir(again / "val")) == 2
+    # made from the old split: removed, to be made again from the new train.json on first use
+    assert not os.path.exists(mixed) and not (again / "annotations" / "train_pseudo_grabcut.json").exists()
+
+
+def test_a_json_write_that_fails_leaves_no_file(tmp_path):
+    with pytest.raises(TypeError):
+        write_json_atomically(str(tmp_path / "x.json"), {"x": object()})
+    assert os.listdir(tmp_path) == []  # neither the file nor its temporary
+    write_json_atomically(str(tmp_path / "x.json"), {"x": [1]})
+    assert _load(tmp_path / "x.json") == {"x": [1]} and os.listdir(tmp_path) == ["x.json"]
 
 
 def test_a_wrong_folder_gets_one_line(fake_pennfudan, fake_balloon, tmp_path):

@@ -161,6 +161,8 @@ def test_label_cost_report(tmp_path):
         pytest.approx(0.1 * 79.2 + 0.9 * 7)
     with pytest.raises(ValueError, match="no annotation cost known"):
         seconds_per_object({"method": "x", "train_set": "pennfudan_trainval"})
+    with pytest.raises(ValueError, match="no annotation cost known"):  # boxes only in detectron2
+        seconds_per_object({"method": "x", "train_set": "voc_2012_train"})
     # PointWSSIS's teacher alone: the masks of the 10 % fully-labelled images, nothing else
     assert seconds_per_object({"method": "x", "train_set": "shapes_semi_10_masks_only"}) == pytest.approx(7.92)
     gpu = dict(rows[0], preset="gpu", segm_AP=35.0)

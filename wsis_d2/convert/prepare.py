@@ -14,6 +14,7 @@ From the extracted folder (nothing is downloaded) it writes the prepared folder 
 import argparse
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Dict, Optional, Tuple
@@ -30,6 +31,8 @@ from .via import convert_via
 PENNFUDAN_VAL_SIZE = 50
 VIA_FILE = "via_region_data.json"
 NUM_POINTS = 10
+# made from train.json on first use (mixed views: data.register; pseudo masks: autolabel.pseudo_views)
+DERIVED_FILE = re.compile(r"train_(mixed_\d+_\d+|pseudo_[a-z]+)\.json")
 
 
 class PrepareError(ValueError):
@@ -107,6 +110,8 @@ def write_prepared(dataset: str, splits: Dict[str, Tuple[dict, Path]], out: Path
         coco, src_dir = splits[split]
         coco = full_view(coco)
         coco["info"].update(dataset=dataset, split=split)
+        if split == "train":  # the views made later from it (data.register.derived_view_file) draw alike
+            coco["info"].update(view_seed=seed, view_num_points=NUM_POINTS)
         image_dir = out / split
         if image_dir.exists():
             shutil.rmtree(image_dir)
@@ -116,9 +121,10 @@ def write_prepared(dataset: str, splits: Dict[str, Tuple[dict, Path]], out: Path
     for view in REAL_VIEWS:
         written[f"train_{view}"] = make_view(train, view, num_points=NUM_POINTS, seed=seed)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
-    for suffix, path in files.items():  # views made on first use from an earlier train.json
-        if suffix not in written and os.path.isfile(path):
-            os.remove(path)
+    # files made on first use from an earlier train.json (mixed views, pseudo masks): stale now
+    for path in (out / "annotations").glob("train_*.json"):
+        if DERIVED_FILE.fullmatch(path.name):
+            path.unlink()
     for suffix, coco in written.items():
         Path(files[suffix]).write_text(json.dumps(coco))
     for split in SPLITS:  # the checks training runs at load time, once now

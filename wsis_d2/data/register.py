@@ -72,12 +72,22 @@ def shapes_root(cfg=None) -> str:
 
 def derived_view_file(source_json: str, view: str) -> str:
     """``train_<view>.json`` beside ``source_json`` (a training file with every label), written from it
-    with :func:`wsis_d2.data.views.make_view` (atomically) unless it is there."""
+    with :func:`wsis_d2.data.views.make_view` (atomically) unless it is there. The seed and points per
+    object are those ``wsis-d2 prepare`` recorded in the source's ``info`` (``view_seed``,
+    ``view_num_points``; default 0 and 10), so that every view of a prepared folder draws alike."""
     path = os.path.join(os.path.dirname(source_json), f"train_{view}.json")
     if not os.path.isfile(path):
         with open(source_json) as f:
-            data = make_view(json.load(f), view)
-        write_json_atomically(path, data)  # a concurrent process may write the same file
+            coco = json.load(f)
+        info = coco.get("info") or {}
+        data = make_view(coco, view, num_points=info.get("view_num_points", 10), seed=info.get("view_seed", 0))
+        try:
+            write_json_atomically(path, data)  # a concurrent process may write the same file
+        except OSError as e:
+            raise AnnotationError(
+                f"{path}: cannot be written ({e.strerror}); it is made from {source_json} on first use: "
+                f"make it once where the folder can be written, e.g. wsis-d2 views --input {source_json} "
+                f"--views {view} --seed {info.get('view_seed', 0)} (writes {path})") from e
     return path
 
 

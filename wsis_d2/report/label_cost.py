@@ -26,15 +26,16 @@ import statistics
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from ..data.real import REAL_DATASETS
 from .rows import config_file, markdown_table, setting, spread
 
 MASK_SECONDS = 79.2
 BOX_SECONDS = 7.0
 POINT_SECONDS = 0.8
 
-# a training set named like detectron2's ``coco_2017_train`` or the prepared ``pennfudan_train`` /
-# ``balloon_train`` (no view after ``_train``) holds every object's mask
-FULLY_LABELLED = re.compile(r"(?:^|_)train$")
+# training sets that hold every object's mask without a view suffix: detectron2's COCO and the
+# prepared photo datasets (``pennfudan_train``, ``balloon_train``)
+FULLY_LABELLED = ("coco_2017_train",) + tuple(f"{name}_train" for name in REAL_DATASETS)
 # the supervision view a dataset name ends with (shapes_box, coco_2017_train_point, ...)
 VIEW_SUFFIX = re.compile(r"(?:^|_)(full|box|point|pseudo_[a-z]+|semi_[\d.]+(?:_masks_only)?|mixed_[\d.]+_[\d.]+)$")
 # kind of supervision: the plot's legend and colour
@@ -59,7 +60,7 @@ def supervision(row: dict) -> Tuple[str, float]:
     The view is the end of the training set's name (``coco_2017_train``, ``pennfudan_train``: full).
     """
     match = VIEW_SUFFIX.search(row["train_set"])
-    if match is None and not FULLY_LABELLED.search(row["train_set"]):
+    if match is None and row["train_set"] not in FULLY_LABELLED:
         raise ValueError(f"row {row.get('method')!r}: no annotation cost known for train_set {row['train_set']!r}")
     view = match.group(1) if match else "full"
     if view == "full":

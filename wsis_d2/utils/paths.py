@@ -1,7 +1,8 @@
 """Output paths that must never replace one of a command's inputs, and files written whole or not at all."""
+import contextlib
 import json
 import os
-import tempfile
+import uuid
 from typing import Iterable, Optional
 
 
@@ -26,19 +27,19 @@ def files_in(*folders) -> list:
             for entry in os.scandir(folder) if entry.is_file()]
 
 
+
 def write_json_atomically(path: str, data) -> None:
-    """``json.dump(data)`` into ``path`` through a unique temporary file in its folder, renamed over it:
-    processes writing the same file at once never leave or read half of one. The file gets the
-    permissions of a plain ``open(path, "w")`` (0666 less the umask), not the temporary file's 0600."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}-", suffix=".tmp", dir=os.path.dirname(path) or ".")
+    """``json.dump(data)`` into ``path`` through a temporary file of its folder renamed over it (synced
+    first): processes writing the same file at once never leave or read half of one. The file is
+    created as ``open(path, "w")`` would (mode 0666 less the umask), not 0600 as ``mkstemp``'s."""
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "w") as f:
             json.dump(data, f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
