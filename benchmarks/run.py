@@ -115,6 +115,7 @@ def photo_variant(name: str, variant: dict, preset: dict, dataset: str) -> dict:
     if not found:
         raise ValueError(f"variant {name!r}: no config {config} for this preset (from {variant['config']})")
     names = {old: new.format(dataset=dataset) for old, new in (preset.get("dataset_swap") or {}).items()}
+    made = set()
 
     def swapped(value):
         if isinstance(value, (list, tuple)):
@@ -122,20 +123,16 @@ def photo_variant(name: str, variant: dict, preset: dict, dataset: str) -> dict:
         if not isinstance(value, str) or not value.startswith("shapes_"):
             return value
         # shapes_<view> -> <dataset>_train_<view> unless the preset names it (shapes_full, ...)
-        return names.get(value, f"{dataset}_train_{value[len('shapes_'):]}")
+        new = names.get(value, f"{dataset}_train_{value[len('shapes_'):]}")
+        made.add(new)
+        return new
 
     overrides = {key: swapped(value) for key, value in variant["overrides"].items()}
-    unknown = sorted({v for value in variant["overrides"].values() for v in flat(swapped(value))
-                      if v not in flat(value) and v not in DatasetCatalog.list()})
+    unknown = sorted(made - set(DatasetCatalog.list()))
     if unknown:
         raise ValueError(f"variant {name!r}: no registered dataset {', '.join(unknown)} for its shapes view "
                          f"on {dataset}")
     return {**variant, "config": config, "overrides": overrides}
-
-
-def flat(value) -> list:
-    """``value`` as a list of its items (a list or tuple) or of itself."""
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def as_opts(overrides: dict) -> list:

@@ -19,6 +19,7 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 from ..config import ConfigError
+from ..utils.paths import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +48,6 @@ def checkpoint_problem(path: str) -> Optional[str]:
         return None
     except Exception as e:  # torch.load's errors of a broken file vary: RuntimeError, EOFError, pickle's
         return f"{path}: cannot be read as a checkpoint ({type(e).__name__}: {e})"
-
-
-def _write_atomically(path: str, write) -> None:
-    """``write(file)`` into ``path`` through a temporary file renamed over it (flushed to disk first)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def unloaded_weight_names(incompatible) -> List[str]:
@@ -92,12 +83,12 @@ class WSISCheckpointer(DetectionCheckpointer):
         basename = f"{name}.pth"
         save_file = os.path.join(self.save_dir, basename)
         self.logger.info(f"Saving checkpoint to {save_file}")
-        _write_atomically(save_file, lambda f: torch.save(data, f))
+        write_atomically(save_file, lambda f: torch.save(data, f))
         self.tag_last_checkpoint(basename)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         path = os.path.join(self.save_dir, "last_checkpoint")
-        _write_atomically(path, lambda f: f.write(last_filename_basename.encode()))
+        write_atomically(path, lambda f: f.write(last_filename_basename.encode()))
 
     def resume_or_load(self, path: str, *, resume: bool = True):
         """fvcore's ``resume_or_load``; when resuming, a last checkpoint that cannot be read is reported

@@ -27,15 +27,15 @@ def files_in(*folders) -> list:
             for entry in os.scandir(folder) if entry.is_file()]
 
 
-
-def write_json_atomically(path: str, data) -> None:
-    """``json.dump(data)`` into ``path`` through a temporary file of its folder renamed over it (synced
-    first): processes writing the same file at once never leave or read half of one. The file is
-    created as ``open(path, "w")`` would (mode 0666 less the umask), not 0600 as ``mkstemp``'s."""
+def write_atomically(path: str, write) -> None:
+    """``write(f)`` on a binary file that becomes ``path`` whole or not at all: a temporary file of a
+    unique name in its folder, synced, renamed over it (processes writing the same file at once never
+    leave or read half of one; a failed write leaves nothing). The file is created as ``open(path,
+    "wb")`` would (mode 0666 less the umask), not 0600 as ``mkstemp``'s."""
     tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "w") as f:
-            json.dump(data, f)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -43,3 +43,9 @@ def write_json_atomically(path: str, data) -> None:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def write_json_atomically(path: str, data) -> None:
+    """``data`` as JSON in ``path``, with :func:`write_atomically`."""
+    text = json.dumps(data)  # before the file exists: unserialisable data leaves nothing behind
+    write_atomically(path, lambda f: f.write(text.encode()))

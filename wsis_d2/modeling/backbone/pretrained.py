@@ -27,6 +27,7 @@ from iopath.common.file_io import PathHandler
 from torchvision.models import mobilenet_v2
 
 from ...config import ConfigError
+from ...utils.paths import write_atomically
 
 PREFIX = "wsis://"
 BACKBONE_PREFIX = "backbone.bottom_up."
@@ -154,11 +155,10 @@ def pretrained_weights_file(name: str) -> str:
         return str(out)
     weights, dropped = converted_state_dict(name)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # written beside and renamed, so that processes converting at once never read a partial file
-    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-    torch.save({"model": weights, "__author__": f"wsis-d2, from {src}", "matching_heuristics": False,
-                "source_keys_left_out": dropped}, str(tmp))
-    os.replace(tmp, out)
+    # processes converting at once never read a partial file
+    write_atomically(str(out), lambda f: torch.save({"model": weights, "__author__": f"wsis-d2, from {src}",
+                                                     "matching_heuristics": False,
+                                                     "source_keys_left_out": dropped}, f))
     return str(out)
 
 
