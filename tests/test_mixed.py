@@ -1,6 +1,7 @@
 """Mixed supervision per object (MODEL.MIXED_SUPERVISION): each mask loss trains exactly the instances
 that carry its labels; the data keeps the kinds apart; teachers take real masks; the mixed view and
 its label cost."""
+import itertools
 import json
 from types import SimpleNamespace
 
@@ -18,6 +19,7 @@ from wsis_d2.data.cli import views_main
 from wsis_d2.data.config_checks import check_training_supervision, supervision_counts
 from wsis_d2.data.mapper import WSISDatasetMapper
 from wsis_d2.data.rle import decode, encode_mask
+from wsis_d2.data.sampling import build_masked_image_sampler, masked_image_repeat_factors
 from wsis_d2.data.views import mixed_view, parse_view
 from wsis_d2.engine.trainer import Trainer
 from wsis_d2.modeling.losses import (DiceMaskLoss, ImageFrameInputs, PairwiseColorLoss, PointLoss, ProjectionLoss,
@@ -374,3 +376,38 @@ def test_detectron2s_mask_head_is_refused_on_mixed_data(tiny_shapes):
     plain = small_config("MaskRCNN/R18_shapes.yaml", train="tiny_mixed_25_10", MODEL__MIXED_SUPERVISION="True")
     with pytest.raises(ConfigError, match=r"objects have a box and points, but none of the mask losses \['mask BCE'\]"):
         Trainer.build_train_loader(plain)
+
+
+def test_images_with_masks_are_repeated_in_each_epoch(tiny_shapes):
+    records = [{"annotations": [{"bbox": [0, 0, 4, 4]}, {"bbox": [1, 1, 4, 4], "segmentation": [[1, 1, 4, 1, 4, 4]]}]},
+               {"annotations": [{"bbox": [0, 0, 4, 4]}]},
+               {"annotations": []}]
+    assert masked_image_repeat_factors(records, 3.0).tolist() == [3.0, 1.0, 1.0]
+    assert masked_image_repeat_factors(records, 1.0).tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(ConfigError, match="must be >= 1"):
+        masked_image_repeat_factors(records, 0.5)
+    with pytest.raises(ConfigError, match="no training image has a drawn mask"):
+        masked_image_repeat_factors(records[1:], 2.0)
+    with pytest.raises(ConfigError, match="every training image has a drawn mask"):
+        masked_image_repeat_factors(records[:1], 2.0)
+
+    dicts = DatasetCatalog.get("tiny_mixed_25_10")
+    masked = [i for i, d in enumerate(dicts) if any("segmentation" in a for a in d["annotations"])]
+    assert 0 < len(masked) < len(dicts)
+    cfg = small_config("Mixed/CondInst_R18_shapes.yaml", train="tiny_mixed_25_10", DATALOADER__MASKED_IMAGE_REPEAT="3.0")
+    sampler = build_masked_image_sampler(cfg, dicts)
+    # an integer factor repeats each masked image exactly 3 times within an epoch, the others once
+    epoch = list(itertools.islice(iter(sampler), 3 * len(masked) + len(dicts) - len(masked)))
+    assert [epoch.count(i) for i in range(len(dicts))] == [3 if i in masked else 1 for i in range(len(dicts))]
+    cfg.DATALOADER.MASKED_IMAGE_REPEAT = 1.0
+    assert build_masked_image_sampler(cfg, dicts) is None  # detectron2's own sampler
+    cfg.DATALOADER.MASKED_IMAGE_REPEAT = 3.0
+    cfg.DATALOADER.SAMPLER_TRAIN = "RepeatFactorTrainingSampler"
+    with pytest.raises(ConfigError, match="cannot be combined with DATALOADER.SAMPLER_TRAIN"):
+        build_masked_image_sampler(cfg, dicts)
+    # the trainer builds its loader with it: refused on a set where every image has masks
+    with pytest.raises(ConfigError, match="every training image has a drawn mask"):
+        Trainer.build_train_loader(small_config(train="tiny_full", DATALOADER__MASKED_IMAGE_REPEAT="3.0"))
+    batch = next(iter(Trainer.build_train_loader(small_config("Mixed/CondInst_R18_shapes.yaml", train="tiny_mixed_25_10",
+                                                              DATALOADER__MASKED_IMAGE_REPEAT="3.0"))))
+    assert len(batch) == 2

@@ -128,6 +128,10 @@ def add_wsis_config(cfg: CN) -> CN:
     # kind of label for the whole training set (a set with masks or points on only some annotations is
     # refused). CondInst-family models and Mask R-CNN with MixedMaskRCNNHead.
     _C.MODEL.MIXED_SUPERVISION = False
+    # Under mixed supervision, a training image holding at least one drawn mask is sampled this many
+    # times as often as one without (detectron2's RepeatFactorTrainingSampler; wsis_d2.data.sampling):
+    # with masks on few objects most batches hold none. 1 = every image equally often.
+    _C.DATALOADER.MASKED_IMAGE_REPEAT = 1.0
 
     # ---------------------------------------------------------------- BoxInst
     # Box-supervised losses (Tian et al., CVPR 2021), read by the losses themselves (ProjectionLoss,

@@ -43,6 +43,7 @@ TRAINING_RANGES = {
     "SOLVER.BASE_LR": "[0, inf)",
     "SOLVER.CHECKPOINT_PERIOD": "[1, inf)",
     "DATALOADER.NUM_WORKERS": "[0, inf)",
+    "DATALOADER.MASKED_IMAGE_REPEAT": "[1, inf)",
     "INPUT.MAX_SIZE_TRAIN": "[1, inf)",
     "WSIS.VIS_PERIOD": "[0, inf)",
 }

@@ -18,6 +18,7 @@ from ..config import ConfigError
 from ..data.checks import AnnotationError
 from ..data.config_checks import check_datasets_fit_model, check_training_supervision
 from ..data.mapper import WSISDatasetMapper
+from ..data.sampling import build_masked_image_sampler
 from ..evaluation import build_coco_evaluator
 from ..evaluation.pseudo_masks import PseudoMaskQualityHook
 from ..modeling.checkpoint import WSISCheckpointer
@@ -141,7 +142,8 @@ class Trainer(DefaultTrainer):
         mapper = WSISDatasetMapper(cfg, is_train=True)
         if mapper.skip_bad_images:  # serialized like detectron2's own copy, not a list per worker
             mapper.fallback_dataset = DatasetFromList(dataset, copy=False)
-        loader = build_detection_train_loader(cfg, mapper=mapper, dataset=dataset)
+        loader = build_detection_train_loader(cfg, mapper=mapper, dataset=dataset,
+                                              sampler=build_masked_image_sampler(cfg, dataset))
         check_datasets_fit_model(cfg, cfg.DATASETS.TRAIN, cfg.DATASETS.TEST)
         return FileNameRecordingLoader(loader)  # a non-finite loss names the batch's files
 
