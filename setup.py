@@ -38,7 +38,7 @@ setup(
     # Pillow >= 10, detectron2 v0.6 < 10) and stardist (a 512 x 512 nuclei image with 125 masks)
     # onnx: `wsis-d2 export --format onnx` (TorchScript export needs nothing more); in dev too, so that the
     # tests check ONNX exports against PyTorch
-    extras_require={"dev": ["pytest>=7", "pytest-timeout", "imgviz>=1.7,<1.8", "stardist>=0.8", "onnx>=1.16",
+    extras_require={"dev": ["pytest>=7.3", "pytest-timeout", "imgviz>=1.7,<1.8", "stardist>=0.8", "onnx>=1.16",
                             "onnxruntime>=1.18"],
                     "onnx": ["onnx>=1.16", "onnxruntime>=1.18"]},
     entry_points={"console_scripts": ["wsis-d2=wsis_d2.cli:main"]},
