@@ -381,9 +381,10 @@ def test_detectron2s_mask_head_is_refused_on_mixed_data(tiny_shapes):
 def test_images_with_masks_are_repeated_in_each_epoch(tiny_shapes):
     records = [{"annotations": [{"bbox": [0, 0, 4, 4]}, {"bbox": [1, 1, 4, 4], "segmentation": [[1, 1, 4, 1, 4, 4]]}]},
                {"annotations": [{"bbox": [0, 0, 4, 4]}]},
-               {"annotations": []}]
-    assert masked_image_repeat_factors(records, 3.0).tolist() == [3.0, 1.0, 1.0]
-    assert masked_image_repeat_factors(records, 1.0).tolist() == [1.0, 1.0, 1.0]
+               {"annotations": []},
+               {"annotations": [{"bbox": [0, 0, 4, 4], "iscrowd": 1, "segmentation": [[0, 0, 4, 0, 4, 4]]}]}]
+    assert masked_image_repeat_factors(records, 3.0).tolist() == [3.0, 1.0, 1.0, 1.0]  # a crowd mask is no mask
+    assert masked_image_repeat_factors(records, 1.0).tolist() == [1.0, 1.0, 1.0, 1.0]
     with pytest.raises(ConfigError, match="must be >= 1"):
         masked_image_repeat_factors(records, 0.5)
     with pytest.raises(ConfigError, match="no training image has a drawn mask"):

@@ -20,8 +20,9 @@ logger = logging.getLogger(__name__)
 
 
 def has_drawn_mask(record: dict) -> bool:
-    """True when one of the image's annotations carries a ``segmentation``."""
-    return any("segmentation" in a for a in record.get("annotations", ()))
+    """True when one of the image's non-crowd annotations carries a ``segmentation`` (crowd regions
+    are not trained on, as :func:`~wsis_d2.data.config_checks.supervision_counts` counts them)."""
+    return any("segmentation" in a and not a.get("iscrowd", 0) for a in record.get("annotations", ()))
 
 
 def masked_image_repeat_factors(dataset_dicts: Sequence[dict], repeat: float) -> torch.Tensor:
@@ -60,13 +61,13 @@ def build_masked_image_sampler(cfg, dataset_dicts: Sequence[dict]):
             :func:`masked_image_repeat_factors`.
     """
     repeat = float(cfg.DATALOADER.MASKED_IMAGE_REPEAT)
-    factors = masked_image_repeat_factors(dataset_dicts, repeat)
-    if repeat == 1:
+    if repeat == 1:  # (below 1 is refused with the other ranges, before the data loads)
         return None
     if cfg.DATALOADER.SAMPLER_TRAIN != "TrainingSampler":
         raise ConfigError(f"DATALOADER.MASKED_IMAGE_REPEAT {repeat} chooses the training sampler itself; it "
                           f"cannot be combined with DATALOADER.SAMPLER_TRAIN {cfg.DATALOADER.SAMPLER_TRAIN!r} "
                           "(set that to TrainingSampler, or the repeat to 1)")
+    factors = masked_image_repeat_factors(dataset_dicts, repeat)
     n = int((factors > 1).sum())
     logger.info(f"Sampling the {n} of {len(factors)} training images that hold a drawn mask {repeat:g} times "
                 f"as often (DATALOADER.MASKED_IMAGE_REPEAT): {n * repeat / (n * repeat + len(factors) - n):.0%} "
