@@ -100,13 +100,11 @@ def photo_variant(name: str, variant: dict, preset: dict, dataset: str) -> dict:
     datasets its overrides name swapped too: those ``dataset_swap`` names (e.g. the pseudo-mask
     evaluation's ``shapes_full`` -> ``pennfudan_train``), any other ``shapes_<view>`` to
     ``<dataset>_train_<view>`` (``shapes_mixed_10_0`` -> ``pennfudan_train_mixed_10_0``). A variant
-    without such a config, a pipeline variant, or a swapped name that is not registered is a
-    ValueError naming it."""
+    without such a config or a swapped name that is not registered is a ValueError naming it. A
+    pipeline variant's data (:func:`pipeline_sets`) is swapped the same way."""
     swap = preset.get("config_swap")
     if not swap:
         return variant
-    if variant.get("pipeline"):
-        raise ValueError(f"variant {name!r}: the {variant['pipeline']} pipeline runs on shapes only")
     config = variant["config"].replace(swap["from"], swap["to"].format(dataset=dataset))
     try:
         found = config != variant["config"] and Path(model_zoo.get_config_file(config)).is_file()
@@ -128,11 +126,22 @@ def photo_variant(name: str, variant: dict, preset: dict, dataset: str) -> dict:
         return new
 
     overrides = {key: swapped(value) for key, value in variant["overrides"].items()}
+    sets = {key: swapped(value) for key, value in pipeline_sets(variant).items()}
     unknown = sorted(made - set(DatasetCatalog.list()))
     if unknown:
         raise ValueError(f"variant {name!r}: no registered dataset {', '.join(unknown)} for its shapes view "
                          f"on {dataset}")
-    return {**variant, "config": config, "overrides": overrides}
+    return {**variant, "config": config, "overrides": overrides, **sets}
+
+
+def pipeline_sets(variant: dict) -> dict:
+    """A pipeline variant's data: ``semi_set`` (the p % with masks, the rest points) and ``full_set``
+    (every mask: the pseudo labels' reference), ``shapes_semi_<p>`` and ``shapes_full`` unless
+    :func:`photo_variant` swapped them; ``{}`` for other variants."""
+    if not variant.get("pipeline"):
+        return {}
+    return {"semi_set": variant.get("semi_set", f"shapes_semi_{variant['percent']}"),
+            "full_set": variant.get("full_set", "shapes_full")}
 
 
 def as_opts(overrides: dict) -> list:
@@ -244,14 +253,15 @@ def run_opts(variant: dict, preset_opts: list, out_dir: Path, seed: int, extra_o
 
 
 def run_pointwssis(method: str, variant: dict, preset: str, opts: list, out_dir: Path, seed: int = None) -> list:
-    """The PointWSSIS pipeline on shapes_semi_<p>: rows of its teacher (the p % alone) and its student."""
-    from wsis_d2.data.register import shapes_root
-    from wsis_d2.data.shapes import ensure_shapes
+    """The PointWSSIS pipeline on the variant's semi view (:func:`pipeline_sets`): rows of its teacher
+    (the p % alone) and its student."""
+    from detectron2.data import MetadataCatalog
 
     percent = variant["percent"]
-    root = shapes_root()
-    files = ensure_shapes(root)
-    semi_json = files[f"semi_{percent}"]
+    sets = pipeline_sets(variant)
+    DatasetCatalog.get(sets["semi_set"])  # checks it (and makes the shapes data on first use)
+    semi, full = MetadataCatalog.get(sets["semi_set"]), MetadataCatalog.get(sets["full_set"])
+    semi_json, root = semi.json_file, semi.image_root
     cfg = variant_config(variant, opts)
     commit = _commit()
     start = time.time()
@@ -259,13 +269,13 @@ def run_pointwssis(method: str, variant: dict, preset: str, opts: list, out_dir:
     report = _spawn(_run_pointwssis, (semi_json, root, config_file, str(out_dir), opts), method, out_dir / "<step>")
     minutes = (time.time() - start) / 60.0
     teacher_minutes = (os.path.getmtime(out_dir / "teacher" / "DONE.json") - start) / 60.0
-    command = f"wsis-d2 pointwssis --percent {percent} (configs/{variant['config']})"
-    teacher = _row(f"pointwssis_teacher_p{percent}", command + ", step 1", cfg, f"shapes_semi_{percent}_masks_only",
+    command = f"wsis-d2 pointwssis on {sets['semi_set']} (configs/{variant['config']})"
+    teacher = _row(f"pointwssis_teacher_p{percent}", command + ", step 1", cfg, f"{sets['semi_set']}_masks_only",
                    out_dir / "teacher", preset, report, teacher_minutes, commit, seed)
     teacher["peak_rss_mb"] = None  # measured for the whole pipeline only
-    student = _row(method, command + " + pseudo labels", cfg, f"shapes_semi_{percent}", out_dir / "student", preset,
+    student = _row(method, command + " + pseudo labels", cfg, sets["semi_set"], out_dir / "student", preset,
                    report, minutes, commit, seed)
-    student["pseudo_mask_miou"] = round(pseudo_label_miou(out_dir / "pseudo" / "pseudo_labels.json", files["full"],
+    student["pseudo_mask_miou"] = round(pseudo_label_miou(out_dir / "pseudo" / "pseudo_labels.json", full.json_file,
                                                           semi_json), 3)
     return [teacher, student]
 
@@ -413,7 +423,9 @@ def main(argv=None):
                     variant_config(variants[method], opts)
                 except (AssertionError, KeyError, ValueError) as e:  # yacs asserts on an unknown key
                     parser.error(f"{name}: {e}")
-                print(f"[benchmark] {name} ({preset} preset): configs/{variants[method]['config']} {' '.join(opts)}")
+                data = "".join(f" {key} {value}" for key, value in pipeline_sets(variants[method]).items())
+                print(f"[benchmark] {name} ({preset} preset): configs/{variants[method]['config']}{data} "
+                      f"{' '.join(opts)}")
                 continue
             print(f"[benchmark] {name} ({preset} preset) ...", flush=True)
             rows = run_method(method, variants[method], preset, preset_opts, out_root, args.opts, seed)

@@ -206,8 +206,12 @@ def test_realphoto_preset_swaps_every_method_to_its_photo_config(harness, capsys
     sim = harness.photo_variant("sim", variants["sim"], presets["realphoto"], "balloon")
     assert sim["overrides"]["WSIS.PSEUDO_MASK_EVAL.DATASET"] == "balloon_train"  # was shapes_full
     assert harness.photo_variant("boxinst", variants["boxinst"], presets["cpu"], None) is variants["boxinst"]
-    with pytest.raises(ValueError, match="pointwssis_p10.*shapes only"):
-        harness.photo_variant("pointwssis_p10", variants["pointwssis_p10"], presets["realphoto"], "pennfudan")
+    assert harness.pipeline_sets(variants["pointwssis_p10"]) == {"semi_set": "shapes_semi_10",
+                                                                  "full_set": "shapes_full"}
+    pointwssis = harness.photo_variant("pointwssis_p10", variants["pointwssis_p10"], presets["realphoto"], "pennfudan")
+    assert pointwssis["config"] == "CondInst/MV2_pennfudan.yaml"  # the pipeline runs on the dataset's semi view
+    assert harness.pipeline_sets(pointwssis) == {"semi_set": "pennfudan_train_semi_10", "full_set": "pennfudan_train"}
+    assert harness.pipeline_sets(variants["condinst"]) == {}
     with pytest.raises(ValueError, match="no config BoxInst/MV2_nowhere.yaml"):
         harness.photo_variant("boxinst", variants["boxinst"], presets["realphoto"], "nowhere")
     for argv, message in [(["--preset", "realphoto"], "needs --dataset, one of ['pennfudan', 'balloon']"),
