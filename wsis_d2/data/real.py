@@ -73,8 +73,7 @@ def check_prepared(name: str, dataset: str, json_file: str) -> None:
             f"--output {os.path.dirname(os.path.dirname(json_file))} (download: {info['download']})")
 
 
-def _load_real(name: str, dataset: str, json_file: str, image_root: str):
-    view = os.path.basename(json_file)[len("train_"):-len(".json")]
+def _load_real(name: str, dataset: str, view: str, json_file: str, image_root: str):
     if view in MIXED_VIEWS:  # made from train.json on first use
         source = os.path.join(os.path.dirname(json_file), "train.json")
         check_prepared(name, dataset, source)
@@ -96,13 +95,14 @@ def register_real_dataset(dataset: str, root: Optional[str] = None) -> Dict[str,
     names = {}
     for suffix, json_file in real_dataset_files(root).items():
         name = f"{dataset}_{suffix}"
-        split = suffix.split("_", 1)[0]
+        split, _, view = suffix.partition("_")
         image_root = os.path.join(root, split)
         unregister(name)
-        DatasetCatalog.register(name, lambda n=name, j=json_file, r=image_root: _load_real(n, dataset, j, r))
+        DatasetCatalog.register(name, lambda n=name, v=view, j=json_file, r=image_root:
+                                _load_real(n, dataset, v, j, r))
         MetadataCatalog.get(name).set(json_file=json_file, image_root=image_root, evaluator_type="coco",
                                       thing_classes=list(REAL_DATASETS[dataset]["thing_classes"]),
-                                      supervision=suffix.split("_", 1)[1] if "_" in suffix else "full")
+                                      supervision=view or "full")
         names[name] = json_file
     return names
 
