@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import yaml
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -212,7 +212,6 @@ def _spawn(target, args: tuple, what: str, log_dir: Path) -> dict:
 def _row(method: str, config: str, cfg, train_set: str, out_dir: Path, preset: str, report: dict, minutes: float,
          commit: str, seed: int = None) -> dict:
     """One results row from a finished training's output folder."""
-    from detectron2.data import MetadataCatalog
 
     s_per_iter, evaluation, curve = read_metrics(out_dir / "metrics.json")
     eval_set = cfg.DATASETS.TEST[0]
@@ -255,8 +254,6 @@ def run_opts(variant: dict, preset_opts: list, out_dir: Path, seed: int, extra_o
 def run_pointwssis(method: str, variant: dict, preset: str, opts: list, out_dir: Path, seed: int = None) -> list:
     """The PointWSSIS pipeline on the variant's semi view (:func:`pipeline_sets`): rows of its teacher
     (the p % alone) and its student."""
-    from detectron2.data import MetadataCatalog
-
     percent = variant["percent"]
     sets = pipeline_sets(variant)
     DatasetCatalog.get(sets["semi_set"])  # checks it (and makes the shapes data on first use)
