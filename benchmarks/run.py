@@ -212,7 +212,6 @@ def _spawn(target, args: tuple, what: str, log_dir: Path) -> dict:
 def _row(method: str, config: str, cfg, train_set: str, out_dir: Path, preset: str, report: dict, minutes: float,
          commit: str, seed: int = None) -> dict:
     """One results row from a finished training's output folder."""
-
     s_per_iter, evaluation, curve = read_metrics(out_dir / "metrics.json")
     eval_set = cfg.DATASETS.TEST[0]
     results_json = out_dir / "inference" / eval_set / "coco_instances_results.json"

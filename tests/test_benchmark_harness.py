@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from wsis_d2.report.rows import config_fingerprint, new_row, segm_ap_breakdown
 
@@ -234,3 +234,29 @@ def test_rows_of_two_datasets_stay_apart_and_divide_by_their_own_twin(harness, t
     assert len(written) == 4
     assert {(r["eval_set"], r["ratio_to_full"]) for r in written if r["method"] == "boxinst"} == {
         ("pennfudan_val", 0.75), ("balloon_val", 0.5)}
+
+
+def test_pointwssis_on_photos_hands_the_pipeline_the_datasets_files(harness, tmp_path, monkeypatch):
+    """run_pointwssis gives the pipeline the swapped semi view's file and image folder, not the shapes data."""
+    variants, presets = harness.load_variants(), harness.load_presets()
+    photo = harness.photo_variant("pointwssis_p10", variants["pointwssis_p10"], presets["realphoto"], "pennfudan")
+    semi = MetadataCatalog.get("pennfudan_train_semi_10")
+    spawned = {}
+
+    class Spawned(Exception):
+        pass
+
+    def fake_spawn(target, args, what, log_dir):
+        spawned.update(target=target, args=args)
+        raise Spawned
+
+    monkeypatch.setattr(harness.DatasetCatalog, "get", lambda name: spawned.setdefault("checked", name))
+    monkeypatch.setattr(harness, "_spawn", fake_spawn)
+    opts = harness.run_opts(photo, [], tmp_path / "out", 1, [])
+    with pytest.raises(Spawned):
+        harness.run_pointwssis("pointwssis_p10", photo, "realphoto", opts, tmp_path / "out", 1)
+    assert spawned["checked"] == "pennfudan_train_semi_10"
+    semi_json, image_root, config_file = spawned["args"][:3]
+    assert (semi_json, image_root) == (semi.json_file, semi.image_root)
+    assert semi_json.endswith("train_semi_10.json") and "shapes" not in semi_json
+    assert config_file.endswith("CondInst/MV2_pennfudan.yaml")
