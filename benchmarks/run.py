@@ -26,6 +26,7 @@ import platform
 import queue as queue_module
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -198,12 +199,17 @@ def _spawn(target, args: tuple, what: str, log_dir: Path) -> dict:
     proc = ctx.Process(target=target, args=args + (queue,))
     proc.start()
     report = None
-    while report is None and (proc.is_alive() or not queue.empty()):
-        try:
-            report = queue.get(timeout=5)
-        except queue_module.Empty:
-            pass
-    proc.join()
+    try:
+        while report is None and (proc.is_alive() or not queue.empty()):
+            try:
+                report = queue.get(timeout=5)
+            except queue_module.Empty:
+                pass
+        proc.join()
+    finally:  # stopped (Ctrl-C, or SIGTERM: main turns it into SystemExit): stop the training too
+        if proc.is_alive():
+            proc.terminate()
+            proc.join()
     if proc.exitcode != 0 or report is None:
         raise RuntimeError(f"{what} failed (exit code {proc.exitcode}); see {log_dir}/log.txt")
     return report
@@ -365,7 +371,12 @@ def _list(variants: dict, presets: dict) -> None:
         print(f"preset {name}: {' '.join(as_opts(preset['overrides'])) or 'no overrides'}\n    {preset['note']}")
 
 
+def _exit_on_sigterm(signum, frame):
+    sys.exit(128 + signum)  # unwinds through _spawn, which stops its training process
+
+
 def main(argv=None):
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     variants, presets = load_variants(), load_presets()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default=",".join(variants),

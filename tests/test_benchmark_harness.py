@@ -2,6 +2,11 @@
 and summarised, and what it measures on a finished run."""
 import importlib.util
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -260,3 +265,55 @@ def test_pointwssis_on_photos_hands_the_pipeline_the_datasets_files(harness, tmp
     assert (semi_json, image_root) == (semi.json_file, semi.image_root)
     assert semi_json.endswith("train_semi_10.json") and "shapes" not in semi_json
     assert config_file.endswith("CondInst/MV2_pennfudan.yaml")
+
+
+STOPPED_HARNESS = '''
+import os, signal, sys, time
+from pathlib import Path
+
+
+def sleeper(pid_file, queue):
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(600)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, sys.argv[1])
+    import run as harness
+    signal.signal(signal.SIGTERM, harness._exit_on_sigterm)  # as harness.main installs it
+    harness._spawn(sleeper, (sys.argv[2],), "sleeper", Path("."))
+'''
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_stopped_harness_stops_its_training_process(tmp_path):
+    """SIGTERM to the harness (kill, pkill) ends the spawned training too, not only the parent."""
+    script, pid_file = tmp_path / "stopped.py", tmp_path / "child.pid"
+    script.write_text(STOPPED_HARNESS)
+    parent = subprocess.Popen([sys.executable, str(script), str(BENCHMARKS), str(pid_file)])
+    child = None
+    try:
+        deadline = time.time() + 120
+        while not pid_file.exists() or not pid_file.read_text():
+            assert parent.poll() is None and time.time() < deadline, "the child never started"
+            time.sleep(0.2)
+        child = int(pid_file.read_text())
+        assert _alive(child)
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=60) == 128 + signal.SIGTERM
+        deadline = time.time() + 30
+        while _alive(child) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _alive(child), "the training process outlived its harness"
+    finally:  # leave nothing running if the test fails
+        for pid in (child, parent.pid):
+            if pid is not None and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        parent.wait()
