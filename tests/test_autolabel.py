@@ -215,15 +215,38 @@ def test_autolabel_command_mistakes_are_one_line(box_coco, tmp_path, capsys):
                            (["--grabcut-iters", "-3"], "--grabcut-iters: must be at least 1, got -3"),
                            (["--backend", "foo"], "--backend: invalid choice: 'foo'"),
                            (["--backend", "model", "--fallback", "bogus"], "--fallback: invalid choice: 'bogus'"),
+                           (["INPUT.MIN_SIZE_TEST", "480"], "config overrides INPUT.MIN_SIZE_TEST 480 are for the "
+                                                            "model backend only"),
                            (["--backend", "model", "--config-file", "c.yaml", "--weights", str(tmp_path / "w.pth")],
                             "w.pth: no such file")]:
         with pytest.raises(SystemExit):
-            cli_main(run + extra + ["--overwrite"])
+            cli_main(run + ["--overwrite"] + extra)
         assert message in capsys.readouterr().err, extra
     picture = tmp_path / "a.png"
     with pytest.raises(SystemExit, match=r"^error: .*a.png: not valid JSON"):
         cli_main(["autolabel", "--input", str(picture), "--image-root", str(tmp_path),
                   "--output", str(tmp_path / "o.json")])
+
+
+def test_autolabel_command_passes_config_overrides_to_the_model(box_coco, tmp_path, monkeypatch):
+    from wsis_d2.autolabel import cli
+
+    seen = {}
+
+    def fake_autolabel(coco, src, image_root, backend, options, workers, skip_bad):
+        seen.update(backend=backend, options=options)
+        return coco, {"mean_iou_vs_input_masks": None, "annotations": 0, "images": 0, "seconds": 0,
+                      "images_per_s": 0, "seconds_per_image_mean": 0, "seconds_per_image_max": 0,
+                      "slowest_image": None, "skipped": 0}
+
+    monkeypatch.setattr(cli, "autolabel", fake_autolabel)
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    cli_main(["autolabel", "--input", str(box_coco), "--image-root", str(tmp_path), "--output",
+              str(tmp_path / "o.json"), "--backend", "model", "--config-file", "c.yaml", "--weights", str(weights),
+              "INPUT.MIN_SIZE_TEST", "480", "MODEL.DEVICE", "cpu"])
+    assert seen["backend"] == "model"
+    assert seen["options"]["opts"] == ["INPUT.MIN_SIZE_TEST", "480", "MODEL.DEVICE", "cpu"]
 
 
 def test_model_backend_refuses_a_checkpoint_of_another_model(tmp_path):

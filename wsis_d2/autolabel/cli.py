@@ -35,6 +35,8 @@ def main(argv=None):
     parser.add_argument("--fallback", default="grabcut", choices=["box", "grabcut"],
                         help="model backend: for unmatched boxes (default grabcut)")
     parser.add_argument("--match-iou", type=float, default=0.5, help="model backend: box IoU to match")
+    parser.add_argument("opts", nargs=argparse.REMAINDER,
+                        help="model backend: config overrides KEY VALUE ..., e.g. INPUT.MIN_SIZE_TEST 480")
     args = parser.parse_args(argv)
     setup_logger(name="wsis_d2", abbrev_name="wsis")
     logging.getLogger("wsis_d2").setLevel(logging.INFO)
@@ -56,7 +58,9 @@ def main(argv=None):
         if "://" not in args.weights and not os.path.isfile(args.weights):
             parser.error(f"--weights {args.weights}: no such file")
         options = {"config_file": args.config_file, "weights": args.weights, "fallback": args.fallback,
-                   "match_iou": args.match_iou}
+                   "match_iou": args.match_iou, "opts": args.opts}
+    elif args.opts:
+        parser.error(f"config overrides {' '.join(args.opts)} are for the model backend only")
     coco = load_json_arg(src, parser)
     try:
         labelled, stats = autolabel(coco, str(src), args.image_root, args.backend, options, workers=args.workers,
