@@ -217,6 +217,8 @@ def test_autolabel_command_mistakes_are_one_line(box_coco, tmp_path, capsys):
                            (["--backend", "model", "--fallback", "bogus"], "--fallback: invalid choice: 'bogus'"),
                            (["INPUT.MIN_SIZE_TEST", "480"], "config overrides INPUT.MIN_SIZE_TEST 480 are for the "
                                                             "model backend only"),
+                           (["--backend", "model", "INPUT.MIN_SIZE_TEST", "480", "--workers", "1"],
+                            "--workers: put options before the KEY VALUE overrides"),
                            (["--backend", "model", "--config-file", "c.yaml", "--weights", str(tmp_path / "w.pth")],
                             "w.pth: no such file")]:
         with pytest.raises(SystemExit):

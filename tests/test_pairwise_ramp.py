@@ -2,9 +2,9 @@
 
 With the papers' ramp scaled to the schedule (10k of 90k iterations: 67 here) the masks on Penn-Fudan
 emptied by iteration ~60 (projection loss 0.95, pairwise ~1e-3: a uniform mask costs the pairwise term
-nothing) and, depending on the seed, never or only partly recovered: 1.5 and 0.6 mask AP. Ramped over
+nothing) and, depending on the seed, never or only partly recovered: 1.5 mask AP (seed 1). Ramped over
 300 iterations the projection term shapes the masks first and the pairwise term then carves them:
-37.1 mask AP (benchmarks/README.md, "The pairwise ramp"). The configs that inherit BoxInst's
+39.1 mask AP over seeds 1-3 (benchmarks/README.md, "The pairwise ramp"). The configs that inherit BoxInst's
 (BoxTeacher, SIM) get the same ramp; the mixed configs keep the one they were measured with.
 """
 import pytest

@@ -36,8 +36,11 @@ def main(argv=None):
                         help="model backend: for unmatched boxes (default grabcut)")
     parser.add_argument("--match-iou", type=float, default=0.5, help="model backend: box IoU to match")
     parser.add_argument("opts", nargs=argparse.REMAINDER,
-                        help="model backend: config overrides KEY VALUE ..., e.g. INPUT.MIN_SIZE_TEST 480")
+                        help="model backend: config overrides KEY VALUE ..., after all options, e.g. INPUT.MIN_SIZE_TEST 480")
     args = parser.parse_args(argv)
+    flags = [o for o in args.opts if o.startswith("--")]
+    if flags:
+        parser.error(f"{flags[0]}: put options before the KEY VALUE overrides")
     setup_logger(name="wsis_d2", abbrev_name="wsis")
     logging.getLogger("wsis_d2").setLevel(logging.INFO)
 
