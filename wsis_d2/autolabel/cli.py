@@ -9,7 +9,7 @@ from detectron2.utils.logger import setup_logger
 
 from ..config import ConfigError
 from ..data.checks import AnnotationError
-from ..utils.args import load_json_arg, positive_int
+from ..utils.args import add_config_overrides, config_overrides, load_json_arg, positive_int
 from ..utils.paths import same_file
 from .backends import AUTOLABEL_BACKENDS
 from .labeler import autolabel
@@ -35,12 +35,9 @@ def main(argv=None):
     parser.add_argument("--fallback", default="grabcut", choices=["box", "grabcut"],
                         help="model backend: for unmatched boxes (default grabcut)")
     parser.add_argument("--match-iou", type=float, default=0.5, help="model backend: box IoU to match")
-    parser.add_argument("opts", nargs=argparse.REMAINDER,
-                        help="model backend: config overrides KEY VALUE ..., after all options, e.g. INPUT.MIN_SIZE_TEST 480")
+    add_config_overrides(parser, "model backend: config overrides KEY VALUE ..., e.g. INPUT.MIN_SIZE_TEST 480")
     args = parser.parse_args(argv)
-    flags = [o for o in args.opts if o.startswith("--")]
-    if flags:
-        parser.error(f"{flags[0]}: put options before the KEY VALUE overrides")
+    args.opts = config_overrides(parser, args.opts)
     setup_logger(name="wsis_d2", abbrev_name="wsis")
     logging.getLogger("wsis_d2").setLevel(logging.INFO)
 

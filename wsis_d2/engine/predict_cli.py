@@ -28,6 +28,7 @@ from ..config import ConfigError, build_config
 from ..config.ranges import check_run_config
 from ..data.images import read_checked_image
 from ..data.register import register_shapes, shapes_root
+from ..utils.args import add_config_overrides, config_overrides
 from ..utils.paths import input_named_by
 from .predict import (Predictor, coco_results, collect_images, is_video, keep_confident, lower_score_thresholds,
                       output_names, training_metadata)
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--confidence", type=float, default=0.5,
                         help="keep predictions scoring at least this, in the pictures and the JSON (default 0.5)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE ...")
+    add_config_overrides(parser)
     return parser
 
 
@@ -66,7 +67,7 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.input, overrides = split_overrides(args.input)
-    args.opts = overrides + list(args.opts)
+    args.opts = overrides + config_overrides(parser, args.opts)
     if not args.input:
         parser.error("--input names no file: KEY VALUE overrides come after the inputs")
     setup_logger(name="wsis_d2", abbrev_name="wsis")

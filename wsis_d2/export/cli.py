@@ -7,6 +7,7 @@ from detectron2.data import transforms as T
 
 from ..config import ConfigError, build_config
 from ..data.images import read_checked_image
+from ..utils.args import add_config_overrides, config_overrides
 from .exporter import FORMATS, OnnxMissing, check_output_dir, export_model, load_trained_model, synthetic_image
 
 
@@ -32,8 +33,9 @@ def main(argv=None):
     parser.add_argument("--output", required=True, help="new folder to write (an existing one must be empty)")
     parser.add_argument("--sample-image", help="image to trace and check on (default: a synthetic one at the "
                                                "test size)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    add_config_overrides(parser)
     args = parser.parse_args(argv)
+    args.opts = config_overrides(parser, args.opts)
     try:
         check_output_dir(args.output)
         cfg = build_config(args.config_file, list(args.opts) + ["MODEL.DEVICE", "cpu"])

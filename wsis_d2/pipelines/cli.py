@@ -11,7 +11,7 @@ from ..data.checks import AnnotationError
 from ..data.register import register_wsis_coco_instances, shapes_root
 from ..data.shapes import ensure_shapes
 from ..model_zoo import get_config_file
-from ..utils.args import load_json_arg, positive_int
+from ..utils.args import add_config_overrides, config_overrides, load_json_arg, positive_int
 from .pointwssis import run_pipeline
 
 
@@ -33,8 +33,9 @@ def pointwssis_main(argv=None):
     parser.add_argument("--output-dir", default=None)
     parser.add_argument("--refiner-iters", type=positive_int, default=1500)
     parser.add_argument("--crop-size", type=positive_int, default=64)
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
+    add_config_overrides(parser)
     args = parser.parse_args(argv)
+    args.opts = config_overrides(parser, args.opts)
     setup_logger(name="wsis_d2", abbrev_name="wsis")
     logging.getLogger("wsis_d2").setLevel(logging.INFO)
     if args.semi_json is None:

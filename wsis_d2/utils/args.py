@@ -24,3 +24,19 @@ def load_json_arg(path, parser: argparse.ArgumentParser):
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SystemExit(f"error: {path}: not valid JSON ({e})")
+
+
+def add_config_overrides(parser: argparse.ArgumentParser, help: str = "config overrides KEY VALUE ...") -> None:
+    """The trailing ``opts`` positional of a command that builds a config: KEY VALUE pairs after all options,
+    as detectron2's ``train_net.py`` takes them. Read it back with :func:`config_overrides`."""
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help=help + " (after all options)")
+
+
+def config_overrides(parser: argparse.ArgumentParser, opts) -> list:
+    """``opts`` as a list; an option placed after the overrides (argparse's REMAINDER would swallow it as a
+    KEY or VALUE) ends the command with one line naming it."""
+    opts = list(opts or [])
+    flags = [o for o in opts if o.startswith("--")]
+    if flags:
+        parser.error(f"{flags[0]}: put options before the KEY VALUE overrides")
+    return opts
