@@ -1,7 +1,8 @@
 """detectron2's ``DefaultTrainer`` with wsis-d2's data mapper, evaluator and prediction pictures.
 
 Models with an EMA teacher get :class:`EMAUpdateHook` (and, when asked,
-:class:`~wsis_d2.evaluation.pseudo_masks.PseudoMaskQualityHook`). Everything else (optimizer, LR schedule, checkpoints, ``--resume``, loss /
+:class:`~wsis_d2.evaluation.pseudo_masks.PseudoMaskQualityHook`); every run gets
+:class:`~wsis_d2.engine.collapse_watch.MaskCollapseWatch`. Everything else (optimizer, LR schedule, checkpoints, ``--resume``, loss /
 time / ETA logging, TensorBoard, periodic evaluation) is DefaultTrainer's own.
 """
 import logging
@@ -24,6 +25,7 @@ from ..evaluation.pseudo_masks import PseudoMaskQualityHook
 from ..modeling.checkpoint import WSISCheckpointer
 from ..modeling.losses.per_object import configured_mask_losses, kinds_trained
 from ..modeling.teacher import EMAUpdateHook
+from .collapse_watch import MaskCollapseWatch
 from .loss_check import FileNameRecordingLoader, NonFiniteLossError, check_losses_of
 from .training_masks import TrainingMaskPictureHook, recorders
 from .visualize import save_prediction_pictures
@@ -103,6 +105,9 @@ class Trainer(DefaultTrainer):
             if comm.is_main_process():
                 # after the teacher's update, before the writer that flushes this step's scalars
                 hooks.insert(len(hooks) - 1, PseudoMaskQualityHook(self.cfg))
+        if comm.is_main_process():  # the losses it reads are in the main process's storage
+            # before the writer, so that the warning comes right after the losses it describes
+            hooks.insert(len(hooks) - 1, MaskCollapseWatch())
         if self.cfg.WSIS.VIS_PERIOD > 0 and comm.is_main_process() and recorders(model):
             # before the writer, which saves the picture to TensorBoard with this step's scalars
             hooks.insert(len(hooks) - 1, TrainingMaskPictureHook(self.cfg.WSIS.VIS_PERIOD))
