@@ -14,11 +14,12 @@ from wsis_d2.utils.args import add_config_overrides, config_overrides
     ["pointwssis", "--output-dir", "out"],
     ["autolabel", "--input", "a.json", "--image-root", ".", "--backend", "model"],
 ])
-def test_an_option_after_the_overrides_is_refused_by_name(command, capsys):
+@pytest.mark.parametrize("option", ["--overwrite", "-h"])
+def test_an_option_after_the_overrides_is_refused_by_name(command, option, capsys):
     with pytest.raises(SystemExit) as stop:
-        cli_main(command + ["MODEL.DEVICE", "cpu", "--overwrite"])
+        cli_main(command + ["MODEL.DEVICE", "cpu", option])
     assert stop.value.code == 2
-    assert "--overwrite: put options before the KEY VALUE overrides" in capsys.readouterr().err
+    assert f"{option}: put options before the KEY VALUE overrides" in capsys.readouterr().err
 
 
 def test_overrides_after_the_options_pass_through():
@@ -27,4 +28,6 @@ def test_overrides_after_the_options_pass_through():
     add_config_overrides(parser)
     args = parser.parse_args(["--x", "1", "SOLVER.MAX_ITER", "10", "MODEL.WEIGHTS", "-"])
     assert config_overrides(parser, args.opts) == ["SOLVER.MAX_ITER", "10", "MODEL.WEIGHTS", "-"]
+    negatives = ["MODEL.FCOS.NUM_CLASSES", "-1", "SOLVER.BASE_LR", "-0.5", "SOLVER.WEIGHT_DECAY", "-1e-3"]
+    assert config_overrides(parser, parser.parse_args(["--", *negatives]).opts) == negatives  # `--` ends options
     assert config_overrides(parser, parser.parse_args([]).opts) == []

@@ -106,8 +106,7 @@ class Trainer(DefaultTrainer):
                 # after the teacher's update, before the writer that flushes this step's scalars
                 hooks.insert(len(hooks) - 1, PseudoMaskQualityHook(self.cfg))
         if comm.is_main_process():  # the losses it reads are in the main process's storage
-            # before the writer, so that the warning comes right after the losses it describes
-            hooks.insert(len(hooks) - 1, MaskCollapseWatch())
+            hooks.insert(len(hooks) - 1, MaskCollapseWatch.from_config(self.cfg))  # before the writer
         if self.cfg.WSIS.VIS_PERIOD > 0 and comm.is_main_process() and recorders(model):
             # before the writer, which saves the picture to TensorBoard with this step's scalars
             hooks.insert(len(hooks) - 1, TrainingMaskPictureHook(self.cfg.WSIS.VIS_PERIOD))

@@ -2,6 +2,8 @@
 import argparse
 import json
 import os
+import re
+from typing import List
 
 
 def positive_int(text: str) -> int:
@@ -26,17 +28,20 @@ def load_json_arg(path, parser: argparse.ArgumentParser):
         raise SystemExit(f"error: {path}: not valid JSON ({e})")
 
 
-def add_config_overrides(parser: argparse.ArgumentParser, help: str = "config overrides KEY VALUE ...") -> None:
+def add_config_overrides(parser: argparse.ArgumentParser, text: str = "config overrides KEY VALUE ...") -> None:
     """The trailing ``opts`` positional of a command that builds a config: KEY VALUE pairs after all options,
     as detectron2's ``train_net.py`` takes them. Read it back with :func:`config_overrides`."""
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help=help + " (after all options)")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help=text + " (after all options)")
 
 
-def config_overrides(parser: argparse.ArgumentParser, opts) -> list:
-    """``opts`` as a list; an option placed after the overrides (argparse's REMAINDER would swallow it as a
-    KEY or VALUE) ends the command with one line naming it."""
+def config_overrides(parser: argparse.ArgumentParser, opts) -> List[str]:
+    """``opts`` as a list, without a leading ``--`` (end of options); an option placed after the overrides
+    (``--name`` or ``-x``, which argparse's REMAINDER would take as a KEY or VALUE) ends the command with
+    one line naming it. Negative numbers (``-1``, ``-0.5``, ``-1e-3``) are values."""
     opts = list(opts or [])
-    flags = [o for o in opts if o.startswith("--")]
+    if opts[:1] == ["--"]:
+        opts = opts[1:]
+    flags = [o for o in opts if o.startswith("--") or re.match(r"-[A-Za-z]", o)]
     if flags:
         parser.error(f"{flags[0]}: put options before the KEY VALUE overrides")
     return opts
