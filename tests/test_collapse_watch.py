@@ -1,4 +1,5 @@
-"""MaskCollapseWatch: one warning when the pairwise loss says the masks went uniform, none otherwise."""
+"""MaskCollapseWatch: one warning when the pairwise loss says the masks went uniform or the projection
+loss says they never took the boxes' shape, none otherwise."""
 import logging
 from types import SimpleNamespace
 
@@ -12,15 +13,19 @@ from wsis_d2.engine.trainer import Trainer
 from .conftest import small_config
 
 
-def run_watch(values, name="loss_pairwise", weight=1.0, warmup_iters=0, start_iter=0, window=20):
+def run_watch(values, name="loss_pairwise", weight=1.0, warmup_iters=0, start_iter=0, window=20,
+              stall_iter=10**6, others=None):
     """Feeds ``values`` (one per iteration from ``start_iter``, as logged: weight x ramp x the loss) to a
-    watch as the trainer would; returns the watch."""
-    watch = MaskCollapseWatch(weight=weight, warmup_iters=warmup_iters, window=window)
+    watch as the trainer would, with ``others`` (name -> value per iteration) beside them; returns the
+    watch. The projection loss stays at a stalled 0.9 unless ``others`` gives it (None: not logged);
+    ``stall_iter`` says from when the watch reads it."""
+    watch = MaskCollapseWatch(weight=weight, warmup_iters=warmup_iters, stall_iter=stall_iter, window=window)
+    others = {k: v for k, v in {"loss_prj": [0.9] * len(values), **(others or {})}.items() if v is not None}
     with EventStorage(start_iter) as storage:
         watch.trainer = SimpleNamespace(iter=start_iter, storage=storage)
-        for iteration, value in enumerate(values, start=start_iter):
+        for i, (iteration, value) in enumerate(enumerate(values, start=start_iter)):
             storage.iter = watch.trainer.iter = iteration
-            storage.put_scalars(**{name: value, "loss_prj": 0.9})
+            storage.put_scalars(**{**{k: v[i] for k, v in others.items()}, name: value})
             watch.after_step()
     return watch
 
@@ -93,4 +98,53 @@ def test_every_training_gets_the_watch_before_the_writer(tiny_shapes, tmp_path):
     hooks = Trainer(cfg)._hooks
     watches = [h for h in hooks if isinstance(h, MaskCollapseWatch)]
     assert len(watches) == 1 and watches[0].warmup_iters == 123
+    assert watches[0].stall_iter == cfg.SOLVER.MAX_ITER // 3
     assert hooks.index(watches[0]) < max(i for i, h in enumerate(hooks) if isinstance(h, PeriodicWriter))
+
+
+HEALTHY_PAIRWISE = [0.03] * 600  # edges inside the boxes throughout
+
+
+def test_masks_that_never_take_the_boxes_shape_are_reported_a_third_of_the_way_in(caplog):
+    # balloon, BoxInst seed 2 with the 300-iteration ramp: loss_prj 0.92 at iteration 79 and 0.82-0.87
+    # to the end, loss_pairwise (unscaled) 0.002-0.008, above the collapse threshold
+    caplog.set_level(logging.WARNING)
+    stalled = [0.9] * 80 + [0.85] * 520
+    watch = run_watch([0.005] * 600, stall_iter=200, others={"loss_prj": stalled})
+    messages = warnings_of(caplog)
+    assert watch.warned and len(messages) == 1
+    assert messages[0].startswith("iteration 199: loss_prj has a median of 0.85")
+    assert "not taken the boxes' shape" in messages[0] and "SOLVER.BASE_LR" in messages[0]
+
+
+@pytest.mark.parametrize("projection", [
+    [0.9] * 100 + [0.8] * 40 + [0.6] * 60 + [0.3] * 400,  # slow but shaped by a third (SIM seed 1: 0.58)
+    [0.8] * 180 + [0.1] * 420,                            # stalled only before the third
+    [0.0] * 600,                                          # every object has a mask: no box term
+    [0.9, 0.0, 0.0, 0.0] * 150,                           # stalled box-only objects in a quarter of the batches
+])
+def test_no_stall_warning_for_shaped_masks_or_masked_objects(projection, caplog):
+    caplog.set_level(logging.WARNING)
+    assert not run_watch(HEALTHY_PAIRWISE, stall_iter=200, others={"loss_prj": projection}).warned
+    assert warnings_of(caplog) == []
+
+
+def test_a_stall_after_the_third_is_reported_where_it_happens(caplog):
+    caplog.set_level(logging.WARNING)
+    projection = [0.5] * 300 + [0.95] * 300  # shaped, then lost (the collapse, seen by this loss)
+    assert run_watch(HEALTHY_PAIRWISE, stall_iter=200, others={"loss_prj": projection}).warned
+    assert warnings_of(caplog)[0].startswith("iteration 319: loss_prj has a median of 0.95")
+
+
+def test_a_collapse_and_a_stall_together_warn_once_as_the_collapse(caplog):
+    caplog.set_level(logging.WARNING)
+    assert run_watch([2e-4] * 600, stall_iter=200).warned
+    messages = warnings_of(caplog)
+    assert len(messages) == 1 and messages[0].startswith("iteration 19: loss_pairwise")
+
+
+def test_models_without_the_projection_loss_are_not_watched_for_a_stall(caplog):
+    caplog.set_level(logging.WARNING)
+    assert not run_watch(HEALTHY_PAIRWISE, stall_iter=200, others={"loss_prj": None}).warned
+    assert not run_watch([0.05] * 600, name="loss_mask", stall_iter=200, others={"loss_prj": None}).warned
+    assert warnings_of(caplog) == []

@@ -1,17 +1,25 @@
-"""Warn when a box-supervised model's masks have gone uniform during training.
+"""Warn when a box-supervised model's masks have gone uniform or never took the boxes' shape.
 
 BoxInst's colour-pairwise term (Tian et al., CVPR 2021, Sec. 3.2) costs nothing for a mask that is
-the same everywhere, all on or all off. Early in training, with too high a learning rate or too short
-a ramp of that term, the masks can fall into that state, and the projection term alone often does
-not pull them out: the run goes on, its detection losses fall, and only the final mask AP (near 0)
-shows it. On Penn-Fudan photos at ``SOLVER.BASE_LR 0.01`` and batch 4 this happened at some seeds
-around the end of the LR warm-up (benchmarks/README.md, realphoto preset). Its trace in the log is
-sharp: the pairwise loss, divided by its weight and ramp, is ~0.05-0.7 while the masks have edges and
-falls to ~1e-4 when they are uniform. :class:`MaskCollapseWatch` reads that trace from the event
-storage and says so once, with what to change, instead of leaving the user to find it in the final AP.
+the same everywhere, all on or all off. Early in training, with too high a learning rate or a ramp of
+that term that does not suit the data, the masks can fall into that state, and the projection term
+alone often does not pull them out: the run goes on, its detection losses fall, and only the final
+mask AP (near 0) shows it. The realphoto benchmarks (benchmarks/README.md) logged two ways in:
+
+- *collapse*: the pairwise loss, divided by its weight and ramp, is ~0.05-0.7 while the masks have
+  edges and falls to ~1e-4 when they go uniform (Penn-Fudan, BoxTeacher seed 3, around the end of the
+  LR warm-up);
+- *stall*: the masks never take the boxes' shape, so the projection loss (a dice loss, 1 for empty
+  masks) stays at its starting ~0.8-0.9, while the pairwise loss sits at ~0.002-0.008, above the
+  collapse threshold (balloon, BoxInst seed 2 with the 300-iteration ramp). In the healthy runs it was
+  below 0.6 a third of the way through the schedule and ~0.1 at the end.
+
+:class:`MaskCollapseWatch` reads both traces from the event storage and says so once, with what to
+change, instead of leaving the user to find it in the final AP.
 """
 import logging
 import statistics
+from typing import Callable, List, Optional
 
 from detectron2.engine import HookBase
 
@@ -19,57 +27,88 @@ from ..modeling.losses.registry import linear_ramp
 
 logger = logging.getLogger(__name__)
 
-LOSS = "loss_pairwise"
+PAIRWISE = "loss_pairwise"
+PROJECTION = "loss_prj"
+REMEDY = ("Try a lower SOLVER.BASE_LR, another MODEL.BOXINST.PAIRWISE.WARMUP_ITERS or another seed; "
+          "look at the training masks (WSIS.VIS_PERIOD)")
 
 
 class MaskCollapseWatch(HookBase):
-    """Every ``window`` iterations, warns once if the median of ``loss_pairwise`` (the colour-pairwise
-    term of BoxInst and the models built on it) over the last ``window`` iterations, divided by the
-    term's weight and warm-up ramp, is below ``threshold``. Models without that loss are not watched.
+    """Every ``window`` iterations, until it has warned once, takes the median over the last
+    ``window`` iterations of
+
+    - ``loss_pairwise`` (BoxInst's colour-pairwise term and the models built on it) divided by the
+      term's weight and warm-up ramp: below ``threshold``, the masks are uniform;
+    - ``loss_prj`` (the projection term), from iteration ``stall_iter`` on: at or above
+      ``stall_threshold``, the masks have not taken the boxes' shape.
 
     Exact zeros are left out: they are batches without a box-only object (mixed supervision), not
-    uniform masks. A window needs at least half its iterations logged with a non-zero value.
+    uniform masks. A window needs at least half its iterations logged with a non-zero value. Models
+    without these losses are not watched.
     """
 
-    def __init__(self, weight: float, warmup_iters: int, window: int = 20, threshold: float = 1e-3):
+    def __init__(self, weight: float, warmup_iters: int, stall_iter: int, window: int = 20,
+                 threshold: float = 1e-3, stall_threshold: float = 0.7):
         """
         Args:
-            weight, warmup_iters: the term's ``MODEL.BOXINST.PAIRWISE.WEIGHT`` and ``WARMUP_ITERS``,
-                by which the logged value is scaled.
+            weight, warmup_iters: the pairwise term's ``MODEL.BOXINST.PAIRWISE.WEIGHT`` and
+                ``WARMUP_ITERS``, by which its logged value is scaled.
+            stall_iter: the first iteration at which a projection loss still at ``stall_threshold``
+                counts as a stall (:meth:`from_config`: a third of ``SOLVER.MAX_ITER``).
         """
         self.weight = weight
         self.warmup_iters = warmup_iters
+        self.stall_iter = stall_iter
         self.window = window
         self.threshold = threshold
+        self.stall_threshold = stall_threshold
         self.warned = False
 
     @classmethod
     def from_config(cls, cfg) -> "MaskCollapseWatch":
         pairwise = cfg.MODEL.BOXINST.PAIRWISE
-        return cls(weight=pairwise.WEIGHT, warmup_iters=pairwise.WARMUP_ITERS)
+        return cls(weight=pairwise.WEIGHT, warmup_iters=pairwise.WARMUP_ITERS,
+                   stall_iter=cfg.SOLVER.MAX_ITER // 3)
 
-    def unscaled(self, value: float, iteration: int):
-        """``value`` divided by the term's weight and ramp at ``iteration``; None where they are 0."""
+    def unscaled(self, value: float, iteration: int) -> Optional[float]:
+        """A logged pairwise ``value`` divided by the term's weight and ramp at ``iteration``; None
+        where they are 0."""
         scale = self.weight * linear_ramp(iteration, self.warmup_iters)
         return value / scale if scale > 0 else None
+
+    def recent_median(self, name: str, transform: Callable[[float, int], Optional[float]]) -> Optional[float]:
+        """Median of ``transform(value, iteration)`` over the last ``window`` iterations' non-zero
+        values of ``name``; None without the loss or with fewer than half a window of values."""
+        history = self.trainer.storage.histories().get(name)
+        if history is None:
+            return None
+        iteration = self.trainer.iter
+        recent: List[float] = [transform(value, it) for value, it in history.values()[-self.window:]
+                               if it > iteration - self.window and value != 0]
+        recent = [value for value in recent if value is not None]
+        return statistics.median(recent) if len(recent) >= self.window // 2 else None
 
     def after_step(self):
         iteration = self.trainer.iter
         if self.warned or (iteration + 1) % self.window:
             return
-        history = self.trainer.storage.histories().get(LOSS)
-        if history is None:
+        pairwise = self.recent_median(PAIRWISE, self.unscaled)
+        if pairwise is not None and pairwise < self.threshold:
+            self.warn(
+                f"iteration {iteration}: {PAIRWISE} (divided by its weight and ramp) has a median of {pairwise:.1e} "
+                f"over the last {self.window} iterations: the predicted masks are uniform (all on or all off), "
+                "and box supervision often does not recover them.")
             return
-        recent = [self.unscaled(value, it) for value, it in history.values()[-self.window:]
-                  if it > iteration - self.window and value != 0]
-        recent = [value for value in recent if value is not None]
-        if len(recent) < self.window // 2:
+        if iteration + 1 < self.stall_iter:
             return
-        median = statistics.median(recent)
-        if median < self.threshold:
-            self.warned = True
-            logger.warning(
-                f"iteration {iteration}: {LOSS} (divided by its weight and ramp) has a median of {median:.1e} over "
-                f"the last {self.window} iterations: the predicted masks are uniform (all on or all off), and box "
-                "supervision often does not recover them. Try a lower SOLVER.BASE_LR or a longer "
-                "MODEL.BOXINST.PAIRWISE.WARMUP_ITERS; look at the training masks (WSIS.VIS_PERIOD)")
+        projection = self.recent_median(PROJECTION, lambda value, it: value)
+        if projection is not None and projection >= self.stall_threshold:
+            self.warn(
+                f"iteration {iteration}: {PROJECTION} has a median of {projection:.2f} over the last "
+                f"{self.window} iterations, a third or more of the way through training: the predicted masks "
+                f"have not taken the boxes' shape (1.0 is empty masks; healthy runs were below 0.6 by "
+                "then), and runs in this state have ended near 0 mask AP.")
+
+    def warn(self, finding: str):
+        self.warned = True
+        logger.warning(f"{finding} {REMEDY}")
