@@ -301,18 +301,23 @@ def run_method(method: str, variant: dict, preset: str, preset_opts: list, out_r
 
 
 def fill_ratios(rows: list, date: str, variants: dict) -> None:
-    """ratio_to_full = segm AP / segm AP of the variant's full twin in the same preset and eval set: the twin's
-    row of the same results file, else of the newest earlier file that has one."""
+    """ratio_to_full = segm AP / segm AP of the variant's full twin in the same preset and eval set, at
+    the same seed where one ran (else any seed): the twin's row of the same results file, else of the
+    newest earlier file that has one."""
     earlier = sorted((p for p in RESULTS_DIR.glob("????-??-??.json") if p.stem < date), reverse=True)
     sources = [(date, rows)] + [(p.stem, read_rows(p)) for p in earlier]
     for r in rows:
         twin_method = variants.get(r["method"], {}).get("full_twin")
-        for source_date, source_rows in sources:
-            twin = next((t for t in source_rows if (t["method"], t["preset"], t.get("eval_set"))
-                         == (twin_method, r["preset"], r.get("eval_set"))), None)
-            if twin and twin["segm_AP"] and twin["segm_AP"] > 0:
+
+        def is_twin(t, seed):
+            return ((t["method"], t["preset"], t.get("eval_set")) == (twin_method, r["preset"], r.get("eval_set"))
+                    and (seed is None or t.get("seed") == seed) and (t["segm_AP"] or 0) > 0)
+
+        for seed in (r.get("seed"), None):
+            found = next(((d, t) for d, source_rows in sources for t in source_rows if is_twin(t, seed)), None)
+            if found:
+                r["twin_date"], twin = found
                 r["ratio_to_full"] = round(r["segm_AP"] / twin["segm_AP"], 3)
-                r["twin_date"] = source_date
                 break
 
 

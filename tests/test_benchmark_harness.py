@@ -48,6 +48,17 @@ def test_seeded_rows_are_kept_apart_and_a_rerun_replaces_its_seed_only(harness, 
     assert "| boxinst | cpu | abc1234 | [1, 2] | 18.0 | 11.31 | 10.0 | 26.0 |" in md
 
 
+def test_a_seeded_row_divides_by_its_twin_at_the_same_seed_where_one_ran(harness, tmp_path):
+    harness.write_results([_row("condinst", 1, 40.0)], "2026-01-01")
+    harness.write_results([_row("condinst", 2, 20.0), _row("boxinst", 1, 30.0), _row("boxinst", 2, 10.0),
+                           _row("boxinst", 3, 8.0)], "2026-01-02")
+    rows = {r["seed"]: r for r in json.loads((tmp_path / "2026-01-02.json").read_text()) if r["method"] == "boxinst"}
+    # seed 1's twin is in the earlier file, seed 2's in this one; seed 3 has none: the newest twin row
+    assert (rows[1]["ratio_to_full"], rows[1]["twin_date"]) == (0.75, "2026-01-01")
+    assert (rows[2]["ratio_to_full"], rows[2]["twin_date"]) == (0.5, "2026-01-02")
+    assert (rows[3]["ratio_to_full"], rows[3]["twin_date"]) == (0.4, "2026-01-02")
+
+
 def test_seed_summary_pools_by_resolved_config(harness):
     rows = [_row("a", 1, 10.0), _row("a", 2, 14.0, bbox=44.0), _row("b", 1, 5.0), _row("c", None, 1.0),
             _row("d", 1, 3.0, commit="x", fingerprint="f1"), _row("d", 2, 4.0, commit="y", fingerprint="f1"),

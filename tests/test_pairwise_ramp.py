@@ -27,8 +27,9 @@ def test_photo_configs_ramp_the_pairwise_term_over_half_the_schedule(config):
 
 
 @pytest.mark.parametrize("config", ["Mixed/CondInst_MV2_pennfudan.yaml", "Mixed/CondInst_MV2_balloon.yaml"])
-def test_mixed_photo_configs_keep_the_ramp_they_were_measured_with(config):
-    assert get_config(config).MODEL.BOXINST.PAIRWISE.WARMUP_ITERS == 67
+def test_mixed_photo_configs_keep_the_ramp_and_learning_rate_they_were_measured_with(config):
+    cfg = get_config(config)
+    assert cfg.MODEL.BOXINST.PAIRWISE.WARMUP_ITERS == 67 and cfg.SOLVER.BASE_LR == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("method", ["BoxInst", "BoxTeacher", "SIM"])
