@@ -5,7 +5,8 @@ emptied by iteration ~60 (projection loss 0.95, pairwise ~1e-3: a uniform mask c
 nothing) and, depending on the seed, never or only partly recovered: 1.5 mask AP (seed 1). Ramped over
 300 iterations the projection term shapes the masks first and the pairwise term then carves them:
 39.1 mask AP over seeds 1-3 (benchmarks/README.md, "The pairwise ramp"). The configs that inherit BoxInst's
-(BoxTeacher, SIM) get the same ramp; the mixed configs keep the one they were measured with.
+(BoxTeacher, SIM) get the same ramp; the mixed configs keep the one they were measured with. The
+balloon configs of the box- and point-supervised methods also train at half Penn-Fudan's LR.
 """
 import pytest
 
